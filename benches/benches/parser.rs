@@ -1,0 +1,2 @@
+//! Parser benchmark (to be filled in).
+fn main() {}

@@ -1,0 +1,2 @@
+//! Example: parse a Dockerfile with ossb-core (to be filled in).
+fn main() {}

@@ -1,0 +1,5 @@
+//! The `ossb` command.
+
+fn main() {
+    println!("ossb {}", env!("CARGO_PKG_VERSION"));
+}

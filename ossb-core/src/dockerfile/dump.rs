@@ -1,0 +1,1 @@
+//! The AST printer in BuildKit's dump format (to be filled in).

@@ -1,0 +1,47 @@
+//! Parse errors with a location.
+
+use std::fmt;
+
+/// A Dockerfile syntax error: what went wrong and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    /// The file name, when known (`Dockerfile`).
+    pub file: Option<String>,
+    /// 1-based line, 0 when the error is about the whole file.
+    pub line: usize,
+    /// 1-based column, 0 when unknown.
+    pub column: usize,
+    /// A message a person understands, lowercase, no trailing period.
+    pub message: String,
+}
+
+impl ParseError {
+    /// An error at a line (column unknown).
+    pub fn at_line(line: usize, message: impl Into<String>) -> Self {
+        ParseError {
+            file: None,
+            line,
+            column: 0,
+            message: message.into(),
+        }
+    }
+
+    /// Attach the file name.
+    pub fn with_file(mut self, file: impl Into<String>) -> Self {
+        self.file = Some(file.into());
+        self
+    }
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let file = self.file.as_deref().unwrap_or("Dockerfile");
+        match (self.line, self.column) {
+            (0, _) => write!(f, "{file}: {}", self.message),
+            (l, 0) => write!(f, "{file}:{l}: {}", self.message),
+            (l, c) => write!(f, "{file}:{l}:{c}: {}", self.message),
+        }
+    }
+}
+
+impl std::error::Error for ParseError {}

@@ -1,0 +1,1 @@
+//! Heredoc recognition on `RUN`, `COPY` and `ADD` (to be filled in).

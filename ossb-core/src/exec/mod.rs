@@ -1,0 +1,1 @@
+//! The executor: stage scheduling, filesystem operations and layer creation (to be filled in).

@@ -1,0 +1,1 @@
+//! OCI image types, the content store, layers and outputs (to be filled in).

@@ -1,0 +1,1 @@
+//! Typed instructions and the build graph (to be filled in).

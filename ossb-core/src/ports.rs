@@ -1,0 +1,1 @@
+//! Ports the core needs from adapters (image sources and sinks), implemented by `ossb-registry`.

@@ -1,0 +1,1 @@
+//! The `ProgressSink` trait and typed progress events (to be filled in).

@@ -1,0 +1,1 @@
+//! ossb-k8s: see README.md (to be filled in).

@@ -1,0 +1,1 @@
+//! ossb-log: see README.md (to be filled in).

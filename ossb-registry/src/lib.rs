@@ -1,0 +1,1 @@
+//! ossb-registry: see README.md (to be filled in).
