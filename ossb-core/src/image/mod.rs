@@ -1,1 +1,3 @@
-//! OCI image types, the content store, layers and outputs (to be filled in).
+//! OCI image types, the content store, layers and outputs.
+
+pub mod entry;
