@@ -1,1 +1,264 @@
-//! The `BuildBackend` trait: run a build request, locally or elsewhere (to be filled in).
+//! The [`BuildBackend`] trait: run a [`BuildRequest`] locally or elsewhere (a cluster).
+
+use crate::error::{Error, ExitCode};
+use crate::progress::ProgressSink;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Where the Dockerfile comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum DockerfileSource {
+    /// A file on disk (`-f PATH`); relative paths are relative to the current directory.
+    Path(PathBuf),
+    /// The Dockerfile's text (`-f -`, or embedded by a program).
+    Inline(String),
+}
+
+/// Where a finished image goes (buildx's `--output`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum Output {
+    /// Keep it in the local store under the request's tags (the default).
+    Store,
+    /// An OCI image layout: a directory, or a tar file when `dest` ends in `.tar`.
+    Oci {
+        /// Directory or tar file.
+        dest: PathBuf,
+    },
+    /// A docker-archive tar for `docker load` / `podman load`.
+    Docker {
+        /// The tar file.
+        dest: PathBuf,
+    },
+    /// Push to a registry under the request's tags (or `name`).
+    Registry {
+        /// Overrides the tags when set.
+        name: Option<String>,
+    },
+}
+
+impl Output {
+    /// Parse a buildx-style output spec: `type=oci,dest=DIR`, `type=docker,dest=FILE`,
+    /// `type=registry[,name=REF]`, `type=image`, or a bare path (an OCI layout).
+    pub fn parse(spec: &str) -> Result<Output, Error> {
+        let bad = |why: String| {
+            Error::new(
+                ExitCode::Configuration,
+                format!("invalid --output {spec:?}: {why}"),
+            )
+        };
+        if !spec.contains('=') {
+            if spec.is_empty() {
+                return Err(bad("empty value".into()));
+            }
+            return Ok(Output::Oci { dest: spec.into() });
+        }
+        let mut fields = BTreeMap::new();
+        for part in spec.split(',') {
+            let (k, v) = part
+                .split_once('=')
+                .ok_or_else(|| bad(format!("{part:?} is not key=value")))?;
+            fields.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+        }
+        let dest = |fields: &BTreeMap<String, String>| -> Result<PathBuf, Error> {
+            fields
+                .get("dest")
+                .filter(|d| !d.is_empty())
+                .map(PathBuf::from)
+                .ok_or_else(|| bad("this output type needs dest=PATH".into()))
+        };
+        match fields.get("type").map(String::as_str) {
+            Some("oci") => Ok(Output::Oci {
+                dest: dest(&fields)?,
+            }),
+            Some("docker") => Ok(Output::Docker {
+                dest: dest(&fields)?,
+            }),
+            Some("registry") => Ok(Output::Registry {
+                name: fields.get("name").cloned(),
+            }),
+            Some("image") => {
+                let push = fields.get("push").map(|p| p == "true").unwrap_or(false);
+                Ok(if push {
+                    Output::Registry {
+                        name: fields.get("name").cloned(),
+                    }
+                } else {
+                    Output::Store
+                })
+            }
+            Some(other) => Err(bad(format!(
+                "unknown type {other:?} (supported: oci, docker, registry, image)"
+            ))),
+            None => Err(bad("missing type= (for example type=oci,dest=./out)".into())),
+        }
+    }
+}
+
+/// A build secret for `RUN --mount=type=secret` (`--secret id=ID,src=PATH|env=VAR`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretSource {
+    /// The secret id the Dockerfile refers to.
+    pub id: String,
+    /// Where the value comes from.
+    pub from: SecretFrom,
+}
+
+/// Where a secret's value comes from. Values are never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub enum SecretFrom {
+    /// A file.
+    File(PathBuf),
+    /// An environment variable of the OSSB process.
+    Env(String),
+}
+
+impl std::fmt::Debug for SecretSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let from = match &self.from {
+            SecretFrom::File(p) => format!("file {}", p.display()),
+            SecretFrom::Env(v) => format!("env {v}"),
+        };
+        f.debug_struct("SecretSource")
+            .field("id", &self.id)
+            .field("from", &from)
+            .finish()
+    }
+}
+
+/// Everything a build needs to know, independent of where it runs.
+#[derive(Debug, Clone)]
+pub struct BuildRequest {
+    /// The build context directory.
+    pub context: PathBuf,
+    /// The Dockerfile.
+    pub dockerfile: DockerfileSource,
+    /// Image names (`-t`), normalised later.
+    pub tags: Vec<String>,
+    /// `--build-arg` values.
+    pub build_args: BTreeMap<String, String>,
+    /// `--target` stage.
+    pub target: Option<String>,
+    /// Target platforms (`linux/amd64`); empty means the host platform.
+    pub platforms: Vec<String>,
+    /// `--label` values added to the image config.
+    pub labels: BTreeMap<String, String>,
+    /// Where results go; empty means [`Output::Store`].
+    pub outputs: Vec<Output>,
+    /// Ignore the cache.
+    pub no_cache: bool,
+    /// `SOURCE_DATE_EPOCH`: clamp timestamps for reproducible digests.
+    pub source_date_epoch: Option<i64>,
+    /// Named build contexts (`--build-context name=value`).
+    pub build_contexts: BTreeMap<String, String>,
+    /// Build secrets.
+    pub secrets: Vec<SecretSource>,
+    /// Write the image digest here (`--iidfile`).
+    pub iidfile: Option<PathBuf>,
+    /// Write build metadata JSON here (`--metadata-file`).
+    pub metadata_file: Option<PathBuf>,
+}
+
+impl BuildRequest {
+    /// A request for `context` with the Dockerfile at `context/Dockerfile` and defaults elsewhere.
+    pub fn new(context: impl Into<PathBuf>) -> Self {
+        let context = context.into();
+        BuildRequest {
+            dockerfile: DockerfileSource::Path(context.join("Dockerfile")),
+            context,
+            tags: Vec::new(),
+            build_args: BTreeMap::new(),
+            target: None,
+            platforms: Vec::new(),
+            labels: BTreeMap::new(),
+            outputs: Vec::new(),
+            no_cache: false,
+            source_date_epoch: None,
+            build_contexts: BTreeMap::new(),
+            secrets: Vec::new(),
+            iidfile: None,
+            metadata_file: None,
+        }
+    }
+}
+
+/// The result of a successful build.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BuildOutcome {
+    /// Digest of the image manifest (or of the index for multi-platform builds).
+    pub image_digest: String,
+    /// Digest of the image config (single-platform builds).
+    pub config_digest: Option<String>,
+    /// Normalised tags the image got.
+    pub tags: Vec<String>,
+    /// Steps executed or served from the cache.
+    pub operations: usize,
+    /// Steps served from the cache.
+    pub cache_hits: usize,
+}
+
+/// Runs builds. `ossb-core` has the local backend; `ossb-k8s` sends builds to a cluster.
+pub trait BuildBackend {
+    /// Run one build, reporting progress to `progress`.
+    fn build(
+        &self,
+        request: &BuildRequest,
+        progress: &dyn ProgressSink,
+    ) -> Result<BuildOutcome, Error>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_specs_parse_like_buildx() {
+        assert_eq!(
+            Output::parse("type=oci,dest=out").expect("valid"),
+            Output::Oci { dest: "out".into() }
+        );
+        assert_eq!(
+            Output::parse("type=docker,dest=img.tar").expect("valid"),
+            Output::Docker {
+                dest: "img.tar".into()
+            }
+        );
+        assert_eq!(
+            Output::parse("type=image,name=r/x,push=true").expect("valid"),
+            Output::Registry {
+                name: Some("r/x".into())
+            }
+        );
+        assert_eq!(Output::parse("type=image").expect("valid"), Output::Store);
+        assert_eq!(
+            Output::parse("./dir").expect("valid"),
+            Output::Oci {
+                dest: "./dir".into()
+            }
+        );
+    }
+
+    #[test]
+    fn bad_output_specs_are_configuration_errors_that_say_why() {
+        for (spec, needle) in [
+            ("type=oci", "dest=PATH"),
+            ("type=tarball,dest=x", "unknown type"),
+            ("dest=x", "missing type"),
+            ("type=oci,dest", "not key=value"),
+        ] {
+            let err = Output::parse(spec).expect_err(spec);
+            assert_eq!(err.exit_code(), ExitCode::Configuration);
+            assert!(err.to_string().contains(needle), "{spec}: {err}");
+        }
+    }
+
+    #[test]
+    fn secret_debug_never_shows_values() {
+        let s = SecretSource {
+            id: "tok".into(),
+            from: SecretFrom::Env("TOKEN".into()),
+        };
+        let shown = format!("{s:?}");
+        assert!(shown.contains("tok") && shown.contains("env TOKEN"));
+    }
+}
