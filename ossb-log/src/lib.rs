@@ -1,1 +1,67 @@
-//! ossb-log: see README.md (to be filled in).
+//! Structured logging and progress sinks for OSSB.
+//!
+//! - [`json`]: a `tracing` layer that writes one JSON object per line with the fields a
+//!   Kubernetes operator filters on (`timestamp`, `level`, `msg`, `component`, `build_id`,
+//!   `job_name`, `pod_name`, `namespace`, `node_name`, and the event's own fields).
+//! - [`init`]: installs that layer, or a human-readable one on a terminal.
+//! - [`sinks`]: [`ossb_core::progress::ProgressSink`] implementations: an atomically rewritten
+//!   progress file, log events, plain lines and JSON lines.
+//!
+//! ```
+//! use ossb_core::progress::{ProgressEvent, ProgressSink};
+//! let dir = tempfile::tempdir().unwrap();
+//! let sink = ossb_log::sinks::ProgressFile::new(dir.path().join("progress.json"), "linux/amd64");
+//! sink.event(&ProgressEvent::Warning { message: "hello".into() });
+//! ```
+
+pub mod json;
+pub mod sinks;
+
+pub use json::{JsonLayer, StaticFields};
+
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// JSON in a pod or when stderr is not a terminal, text on a terminal.
+    Auto,
+    /// One JSON object per line.
+    Json,
+    /// Human-readable lines.
+    Text,
+}
+
+/// Install the global `tracing` subscriber writing to stderr. `level` is `debug`, `info`,
+/// `warn` or `error` (or any `EnvFilter` directive). Returns false when a subscriber was
+/// already installed (the call is then a no-op).
+pub fn init(format: LogFormat, level: &str, fields: StaticFields) -> bool {
+    let filter = EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = match format {
+        LogFormat::Json => true,
+        LogFormat::Text => false,
+        LogFormat::Auto => {
+            use std::io::IsTerminal;
+            fields.in_pod || !std::io::stderr().is_terminal()
+        }
+    };
+    if json {
+        tracing_subscriber::registry()
+            .with(filter)
+            .with(JsonLayer::new(fields, std::io::stderr))
+            .try_init()
+            .is_ok()
+    } else {
+        tracing_subscriber::registry()
+            .with(filter)
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_target(false),
+            )
+            .try_init()
+            .is_ok()
+    }
+}
