@@ -1,1 +1,3 @@
 //! The executor: stage scheduling, filesystem operations and layer creation (to be filled in).
+
+pub mod fsindex;
