@@ -1,3 +1,9 @@
 //! OCI image types, the content store, layers and outputs.
 
+pub mod digest;
 pub mod entry;
+pub mod error;
+pub mod oci;
+
+pub use digest::Digest;
+pub use error::ImageError;
