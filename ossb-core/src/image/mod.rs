@@ -7,3 +7,7 @@ pub mod oci;
 
 pub use digest::Digest;
 pub use error::ImageError;
+pub mod compress;
+pub mod store;
+
+pub use store::{BlobWriter, Store};
