@@ -18,5 +18,6 @@ pub mod image;
 pub mod plan;
 pub mod ports;
 pub mod progress;
+pub mod reference;
 
 pub use error::{Error, ExitCode};

@@ -1,0 +1,112 @@
+//! Layer compression: none, gzip (block-parallel, deterministic at any thread count) and zstd.
+
+use std::io::{self, Write};
+
+use super::oci::media_types as mt;
+
+pub mod pgzip;
+
+pub use pgzip::ParallelGzip;
+
+/// How a layer is compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// Uncompressed tar.
+    None,
+    /// Gzip at `level` (0-9); BuildKit's default.
+    Gzip {
+        /// Deflate level, 0 (store) to 9 (best).
+        level: u32,
+    },
+    /// Zstandard at `level` (1-22).
+    Zstd {
+        /// Zstd level.
+        level: i32,
+    },
+}
+
+impl Default for Compression {
+    fn default() -> Self {
+        Compression::Gzip { level: 6 }
+    }
+}
+
+impl Compression {
+    /// The OCI layer media type for this compression.
+    pub fn oci_media_type(&self) -> &'static str {
+        match self {
+            Compression::None => mt::OCI_LAYER_TAR,
+            Compression::Gzip { .. } => mt::OCI_LAYER_GZIP,
+            Compression::Zstd { .. } => mt::OCI_LAYER_ZSTD,
+        }
+    }
+
+    /// The Docker schema2 layer media type for this compression.
+    pub fn docker_media_type(&self) -> &'static str {
+        match self {
+            Compression::None => mt::DOCKER_LAYER_TAR,
+            Compression::Gzip { .. } => mt::DOCKER_LAYER_GZIP,
+            Compression::Zstd { .. } => mt::DOCKER_LAYER_ZSTD,
+        }
+    }
+
+    /// Wraps `inner` in a compressing writer using up to `threads` threads.
+    pub fn writer<W: Write>(&self, inner: W, threads: usize) -> io::Result<CompressWriter<W>> {
+        Ok(match *self {
+            Compression::None => CompressWriter::Plain(inner),
+            Compression::Gzip { level } => {
+                CompressWriter::Gzip(Box::new(ParallelGzip::new(inner, level.min(9), threads)))
+            }
+            Compression::Zstd { level } => {
+                let enc = zstd::stream::write::Encoder::new(inner, level)?;
+                CompressWriter::Zstd(Box::new(enc))
+            }
+        })
+    }
+}
+
+/// A streaming compressor; call [`CompressWriter::finish`] to write the trailer.
+pub enum CompressWriter<W: Write> {
+    /// No compression.
+    Plain(W),
+    /// Block-parallel gzip.
+    Gzip(Box<ParallelGzip<W>>),
+    /// Zstd.
+    Zstd(Box<zstd::stream::write::Encoder<'static, W>>),
+}
+
+impl<W: Write> CompressWriter<W> {
+    /// Flushes everything, writes the trailer and returns the inner writer.
+    pub fn finish(self) -> io::Result<W> {
+        match self {
+            CompressWriter::Plain(mut w) => {
+                w.flush()?;
+                Ok(w)
+            }
+            CompressWriter::Gzip(g) => g.finish(),
+            CompressWriter::Zstd(z) => z.finish(),
+        }
+    }
+}
+
+impl<W: Write> Write for CompressWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            CompressWriter::Plain(w) => w.write(buf),
+            CompressWriter::Gzip(g) => g.write(buf),
+            CompressWriter::Zstd(z) => z.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            CompressWriter::Plain(w) => w.flush(),
+            CompressWriter::Gzip(g) => g.flush(),
+            CompressWriter::Zstd(z) => z.flush(),
+        }
+    }
+}
+
+/// A sensible default thread count for compression: the available parallelism.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
