@@ -72,3 +72,23 @@ impl Error {
         }
     }
 }
+
+impl From<crate::image::error::ImageError> for Error {
+    fn from(err: crate::image::error::ImageError) -> Self {
+        use crate::image::error::ImageError;
+        let class = match &err {
+            ImageError::Io { source, .. } if source.raw_os_error() == Some(libc::ENOSPC) => {
+                ExitCode::Resource
+            }
+            ImageError::InvalidPlatform { .. } => ExitCode::Configuration,
+            _ => ExitCode::General,
+        };
+        Error::new(class, err.to_string())
+    }
+}
+
+impl From<crate::reference::ReferenceError> for Error {
+    fn from(err: crate::reference::ReferenceError) -> Self {
+        Error::new(ExitCode::Build, err.to_string())
+    }
+}

@@ -1,3 +1,4 @@
 //! The executor: stage scheduling, filesystem operations and layer creation (to be filled in).
 
 pub mod fsindex;
+pub mod transfer;
