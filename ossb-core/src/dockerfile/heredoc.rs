@@ -60,18 +60,17 @@ fn lex_words(text: &str, mode: LexMode) -> Result<Vec<Word>, ParseError> {
                         closed = true;
                         break;
                     }
-                    if ch == '"' && c == '\\' {
-                        match chars.peek() {
-                            Some(&next @ ('"' | '\\' | '$')) => {
-                                chars.next();
-                                if mode.raw_escapes {
-                                    word.push('\\');
-                                }
-                                word.push(next);
-                                continue;
-                            }
-                            _ => {}
+                    // Inside double quotes `\` escapes only `"`, `\` and `$`.
+                    if ch == '"'
+                        && c == '\\'
+                        && let Some(&next @ ('"' | '\\' | '$')) = chars.peek()
+                    {
+                        chars.next();
+                        if mode.raw_escapes {
+                            word.push('\\');
                         }
+                        word.push(next);
+                        continue;
                     }
                     word.push(c);
                 }

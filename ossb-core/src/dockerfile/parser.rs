@@ -125,16 +125,17 @@ pub fn parse(text: &str) -> Result<Ast, ParseError> {
         let content = trim_newline(raw?);
         let trimmed = content.trim_start();
         let start_line = lines.number;
-        if !directive_parser.is_done() {
-            if let Some(d) = directive_parser
+        let directive = match directive_parser.is_done() {
+            true => None,
+            false => directive_parser
                 .parse_line(trimmed)
-                .map_err(|e| e.or_line(start_line))?
-            {
-                if d.name == "escape" {
-                    ast.escape = escape_token(&d.value).map_err(|e| e.or_line(start_line))?;
-                }
-                ast.directives.push((d.name, d.value));
+                .map_err(|e| e.or_line(start_line))?,
+        };
+        if let Some(d) = directive {
+            if d.name == "escape" {
+                ast.escape = escape_token(&d.value).map_err(|e| e.or_line(start_line))?;
             }
+            ast.directives.push((d.name, d.value));
         }
         if let Some(comment) = trimmed.strip_prefix('#') {
             match comment.trim() {

@@ -23,7 +23,7 @@ pub fn to_dockerfile(ast: &Ast) -> String {
     }
     for node in &ast.children {
         let line = if node.original.is_empty() {
-            render_node(node, ast.escape)
+            render_node(node)
         } else {
             node.original.clone()
         };
@@ -93,7 +93,7 @@ fn render_flag(flag: &str) -> String {
 }
 
 /// Render a hand-built node from its fields.
-fn render_node(node: &Node, escape: char) -> String {
+fn render_node(node: &Node) -> String {
     let mut line = node.keyword.to_uppercase();
     for flag in &node.flags {
         line.push(' ');
@@ -101,7 +101,7 @@ fn render_node(node: &Node, escape: char) -> String {
     }
     if let Some(child) = &node.child {
         line.push(' ');
-        line.push_str(&render_node(child, escape));
+        line.push_str(&render_node(child));
         return line;
     }
     let args = &node.args;
