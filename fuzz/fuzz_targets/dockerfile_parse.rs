@@ -1,0 +1,12 @@
+//! Fuzz the Dockerfile parser and the dump printer: no panic, no hang on any input.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(text) = std::str::from_utf8(data) {
+        if let Ok(ast) = ossb_core::dockerfile::parse(text) {
+            let _ = ossb_core::dockerfile::dump::dump(&ast);
+        }
+    }
+});
