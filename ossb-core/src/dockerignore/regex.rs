@@ -223,19 +223,18 @@ impl Parser {
                 return Ok(class);
             }
             first = false;
-            if c == '[' && self.s.get(self.i + 1) == Some(&':') {
-                if let Some(items) = self.named_class()? {
-                    class.items.extend(items);
-                    continue;
-                }
+            if c == '['
+                && self.s.get(self.i + 1) == Some(&':')
+                && let Some(items) = self.named_class()?
+            {
+                class.items.extend(items);
+                continue;
             }
-            if c == '\\' {
-                if let Some((ranges, negated)) = self.s.get(self.i + 1).and_then(|&e| perl_class(e))
-                {
-                    class.items.extend(set_item(ranges, negated));
-                    self.i += 2;
-                    continue;
-                }
+            let perl = self.s.get(self.i + 1).and_then(|&e| perl_class(e));
+            if let (true, Some((ranges, negated))) = (c == '\\', perl) {
+                class.items.extend(set_item(ranges, negated));
+                self.i += 2;
+                continue;
             }
             let lo = self.class_char()?;
             let mut hi = lo;
