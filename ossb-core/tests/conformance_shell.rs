@@ -191,15 +191,15 @@ fn check_expansion(lexer: &Lexer, case: &Value) -> Result<(), String> {
                     r.result
                 ));
             }
-            if let Some(m) = str_set(&case["matched"]) {
-                if m != r.matched {
-                    return Err(format!("{input:?}: matched {:?} != {m:?}", r.matched));
-                }
+            if let Some(m) = str_set(&case["matched"])
+                && m != r.matched
+            {
+                return Err(format!("{input:?}: matched {:?} != {m:?}", r.matched));
             }
-            if let Some(u) = str_set(&case["unmatched"]) {
-                if u != r.unmatched {
-                    return Err(format!("{input:?}: unmatched {:?} != {u:?}", r.unmatched));
-                }
+            if let Some(u) = str_set(&case["unmatched"])
+                && u != r.unmatched
+            {
+                return Err(format!("{input:?}: unmatched {:?} != {u:?}", r.unmatched));
             }
             Ok(())
         }
