@@ -1,1 +1,0 @@
-//! The shell-word lexer: BuildKit's `ProcessWord` / `ProcessWords` semantics (to be filled in).

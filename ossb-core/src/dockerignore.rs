@@ -1,1 +1,0 @@
-//! The `.dockerignore` matcher with moby/patternmatcher semantics (to be filled in).

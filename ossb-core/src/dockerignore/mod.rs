@@ -1,0 +1,1 @@
+//! The `.dockerignore` matcher with moby/patternmatcher semantics.
