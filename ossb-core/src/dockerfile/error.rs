@@ -26,6 +26,19 @@ impl ParseError {
         }
     }
 
+    /// An error with no location yet; the parser fills in the line with [`ParseError::or_line`].
+    pub fn new(message: impl Into<String>) -> Self {
+        Self::at_line(0, message)
+    }
+
+    /// Set the line when none is known yet (helpers report errors without a location).
+    pub fn or_line(mut self, line: usize) -> Self {
+        if self.line == 0 {
+            self.line = line;
+        }
+        self
+    }
+
     /// Attach the file name.
     pub fn with_file(mut self, file: impl Into<String>) -> Self {
         self.file = Some(file.into());
