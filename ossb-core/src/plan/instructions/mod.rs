@@ -16,7 +16,12 @@ pub use meta::{
     Arg, ArgPair, Env, Expose, KeyValue, Label, Maintainer, Onbuild, StopSignal, User, Volume,
     Workdir, validate_signal,
 };
-pub use run::{CacheSharing, Device, Mount, MountType, Network, Run, Security, parse_device, parse_mount};
+pub use run::{
+    CacheSharing, Device, Mount, MountType, Network, Run, Security, parse_device, parse_mount,
+};
+pub(crate) use run::{
+    csv_fields as run_csv_fields, parse_network as run_network, parse_security as run_security,
+};
 
 use crate::dockerfile::{Heredoc, Node};
 use crate::plan::flags::{FlagKind, Flags};
