@@ -28,7 +28,10 @@ impl Platform {
         let os = parts[0].to_ascii_lowercase();
         let (arch, mut variant) = normalize_arch(
             &parts[1].to_ascii_lowercase(),
-            &parts.get(2).map(|v| v.to_ascii_lowercase()).unwrap_or_default(),
+            &parts
+                .get(2)
+                .map(|v| v.to_ascii_lowercase())
+                .unwrap_or_default(),
         );
         if arch == "arm64" && variant == "v8" {
             variant.clear();
@@ -110,7 +113,13 @@ pub struct ProxyEnv {
     pub all_proxy: Option<String>,
 }
 
-const PROXY_ARGS: [&str; 5] = ["http_proxy", "https_proxy", "ftp_proxy", "no_proxy", "all_proxy"];
+const PROXY_ARGS: [&str; 5] = [
+    "http_proxy",
+    "https_proxy",
+    "ftp_proxy",
+    "no_proxy",
+    "all_proxy",
+];
 
 /// True for the predefined proxy args (any case).
 pub fn is_proxy_arg(name: &str) -> bool {
@@ -164,7 +173,10 @@ mod tests {
         assert_eq!(p.to_string(), "linux/arm64");
         let p = Platform::parse("linux/arm").unwrap();
         assert_eq!(p.to_string(), "linux/arm/v7");
-        assert_eq!(Platform::parse("Linux/x86_64").unwrap().to_string(), "linux/amd64");
+        assert_eq!(
+            Platform::parse("Linux/x86_64").unwrap().to_string(),
+            "linux/amd64"
+        );
         assert!(Platform::parse("linux").is_err());
         let args = platform_args(
             &Platform::parse("linux/amd64").unwrap(),

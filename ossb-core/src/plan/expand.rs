@@ -7,9 +7,7 @@
 //! The executor can call [`expand_instruction`] again with the base image's `Env` added.
 
 use crate::dockerfile::shell::{EnvLookup, Lexer};
-use crate::plan::instructions::{
-    Instruction, SourcesAndDest, parse_mount, validate_signal,
-};
+use crate::plan::instructions::{Instruction, SourcesAndDest, parse_mount, validate_signal};
 use crate::plan::ports::parse_port_specs;
 use std::cell::RefCell;
 use std::collections::BTreeSet;

@@ -79,7 +79,10 @@ impl Flags {
 
     /// The value of a bool flag, `None` when absent.
     pub(crate) fn opt_bool(&self, name: &str) -> Option<bool> {
-        self.values.get(name).and_then(|v| v.last()).map(|v| v == "true")
+        self.values
+            .get(name)
+            .and_then(|v| v.last())
+            .map(|v| v == "true")
     }
 
     /// All values of a repeatable flag.

@@ -146,7 +146,8 @@ impl BuildGraph {
 
     /// The graph as pretty JSON (`ossb dockerfile plan --format json`).
     pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\":{:?}}}", e.to_string()))
+        serde_json::to_string_pretty(self)
+            .unwrap_or_else(|e| format!("{{\"error\":{:?}}}", e.to_string()))
     }
 
     /// A human view (`ossb dockerfile plan --format text`): stages, bases, deps and every step
@@ -163,7 +164,10 @@ impl BuildGraph {
                 out,
                 "global ARG {}{}",
                 a.name,
-                a.value.as_ref().map(|v| format!("={v}")).unwrap_or_default()
+                a.value
+                    .as_ref()
+                    .map(|v| format!("={v}"))
+                    .unwrap_or_default()
             );
         }
         if !self.unused_build_args.is_empty() {
@@ -186,13 +190,20 @@ impl BuildGraph {
             } else {
                 format!(" [{}]", tags.join(", "))
             };
-            let _ = writeln!(out, "\nstage {} {}{} (line {})", s.index, s.display_name, tags, s.line);
+            let _ = writeln!(
+                out,
+                "\nstage {} {}{} (line {})",
+                s.index, s.display_name, tags, s.line
+            );
             let base = match &s.base {
                 StageBase::Scratch => "scratch".to_string(),
                 StageBase::Image(r) => format!("image {r}"),
                 StageBase::Stage(i) => format!(
                     "stage {i} {}",
-                    self.stages.get(*i).map(|b| b.display_name.as_str()).unwrap_or("?")
+                    self.stages
+                        .get(*i)
+                        .map(|b| b.display_name.as_str())
+                        .unwrap_or("?")
                 ),
             };
             let _ = writeln!(out, "  from: {base}");

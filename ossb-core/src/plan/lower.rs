@@ -11,8 +11,8 @@ use crate::plan::args::{
 use crate::plan::error::PlanError;
 use crate::plan::expand::expand_instruction;
 use crate::plan::graph::{BuildGraph, Stage, StageBase, Step};
-use crate::plan::instructions::{ArgPair, From, Instruction, parse_instruction};
 use crate::plan::instructions::run_csv_fields;
+use crate::plan::instructions::{ArgPair, From, Instruction, parse_instruction};
 use crate::reference::Reference;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -133,11 +133,17 @@ pub(crate) fn lower(ast: &Ast, opts: &PlanOptions) -> Result<BuildGraph, PlanErr
         let platform = match &rs.from.platform {
             None => None,
             Some(p) => {
-                let pm = lexer
-                    .process_word_with_matches(p, &global)
-                    .map_err(|e| at(rs.node, format!("failed to process arguments for platform {p}: {e}")))?;
+                let pm = lexer.process_word_with_matches(p, &global).map_err(|e| {
+                    at(
+                        rs.node,
+                        format!("failed to process arguments for platform {p}: {e}"),
+                    )
+                })?;
                 if pm.result.is_empty() {
-                    return Err(at(rs.node, format!("empty platform value from expression {p}")));
+                    return Err(at(
+                        rs.node,
+                        format!("empty platform value from expression {p}"),
+                    ));
                 }
                 let parsed = Platform::parse(&pm.result)
                     .map_err(|e| at(rs.node, format!("failed to parse platform {p}: {e}")))?;
@@ -146,7 +152,10 @@ pub(crate) fn lower(ast: &Ast, opts: &PlanOptions) -> Result<BuildGraph, PlanErr
             }
         };
         let lower = m.result.to_lowercase();
-        let base = match stages.iter().rposition(|s| s.name.as_deref() == Some(lower.as_str())) {
+        let base = match stages
+            .iter()
+            .rposition(|s| s.name.as_deref() == Some(lower.as_str()))
+        {
             Some(j) => StageBase::Stage(j),
             None if m.result == "scratch" => StageBase::Scratch,
             None => StageBase::Image(m.result.clone()),
@@ -178,12 +187,17 @@ pub(crate) fn lower(ast: &Ast, opts: &PlanOptions) -> Result<BuildGraph, PlanErr
         None => n - 1,
         Some(t) => {
             let lower = t.to_lowercase();
-            match stages.iter().rposition(|s| s.name.as_deref() == Some(lower.as_str())) {
+            match stages
+                .iter()
+                .rposition(|s| s.name.as_deref() == Some(lower.as_str()))
+            {
                 Some(i) => i,
                 None => {
-                    let names: Vec<&str> = stages.iter().filter_map(|s| s.name.as_deref()).collect();
+                    let names: Vec<&str> =
+                        stages.iter().filter_map(|s| s.name.as_deref()).collect();
                     let hint = if names.is_empty() {
-                        "this Dockerfile has no named stages; name one with FROM <image> AS <name>".to_string()
+                        "this Dockerfile has no named stages; name one with FROM <image> AS <name>"
+                            .to_string()
                     } else {
                         format!("use one of: {}", names.join(", "))
                     };
@@ -198,7 +212,9 @@ pub(crate) fn lower(ast: &Ast, opts: &PlanOptions) -> Result<BuildGraph, PlanErr
     // 5. Dependencies from COPY --from and RUN --mount from=.
     let find_any = |name: &str| {
         let lower = name.to_lowercase();
-        stages.iter().rposition(|s| s.name.as_deref() == Some(lower.as_str()))
+        stages
+            .iter()
+            .rposition(|s| s.name.as_deref() == Some(lower.as_str()))
     };
     let mut copy_from: Vec<Vec<Option<StageBase>>> = Vec::with_capacity(n);
     let mut mounts_from: Vec<Vec<Vec<Option<StageBase>>>> = Vec::with_capacity(n);
@@ -264,7 +280,10 @@ pub(crate) fn lower(ast: &Ast, opts: &PlanOptions) -> Result<BuildGraph, PlanErr
         return Err(PlanError::at(
             line,
             line,
-            format!("circular dependency detected on stage: {}", stages[start].display_name),
+            format!(
+                "circular dependency detected on stage: {}",
+                stages[start].display_name
+            ),
         ));
     }
     for (i, deps) in cmd_deps.iter().enumerate() {
@@ -344,7 +363,13 @@ pub(crate) fn lower(ast: &Ast, opts: &PlanOptions) -> Result<BuildGraph, PlanErr
         let mut scope: Vec<(String, Option<String>)> = Vec::new();
         let mut own_onbuild = Vec::new();
         let mut out = Vec::new();
-        let trigger_items: Vec<(Instruction, &Node, bool, Option<StageBase>, Vec<Option<StageBase>>)> = {
+        let trigger_items: Vec<(
+            Instruction,
+            &Node,
+            bool,
+            Option<StageBase>,
+            Vec<Option<StageBase>>,
+        )> = {
             let mut v = Vec::new();
             for t in &triggers {
                 let instr = parse_instruction(t).map_err(|m| at(t, m))?;

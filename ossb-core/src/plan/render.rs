@@ -128,7 +128,11 @@ pub fn render_instruction(i: &Instruction) -> String {
             }
         }
         Instruction::Expose(e) => {
-            let list = if e.ports.is_empty() { &e.specs } else { &e.ports };
+            let list = if e.ports.is_empty() {
+                &e.specs
+            } else {
+                &e.ports
+            };
             out.push(' ');
             out.push_str(&list.join(" "));
         }

@@ -68,7 +68,9 @@ pub struct Add {
 
 /// A heredoc marker word (`<<EOF`, `<<-'EOF'`, `3<<EOF`): `(name, chomp, expand)`.
 pub fn parse_heredoc_word(word: &str) -> Option<(String, bool, bool)> {
-    let digits = word.find(|c: char| !c.is_ascii_digit()).unwrap_or(word.len());
+    let digits = word
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(word.len());
     let rest = word[digits..].strip_prefix("<<")?;
     let (chomp, rest) = match rest.strip_prefix('-') {
         Some(r) => (true, r),
@@ -112,7 +114,9 @@ fn sources_and_dest(req: &Req<'_>, command: &str) -> Result<SourcesAndDest, Stri
         None => return Err(err_no_dest(command)),
     };
     if parse_heredoc_word(&dest).is_some() {
-        return Err(format!("{command} cannot accept a heredoc as a destination"));
+        return Err(format!(
+            "{command} cannot accept a heredoc as a destination"
+        ));
     }
     let mut source_paths = Vec::new();
     let mut source_contents = Vec::new();

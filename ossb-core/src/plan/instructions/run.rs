@@ -166,7 +166,9 @@ pub(crate) fn csv_fields(s: &str) -> Result<Vec<String>, String> {
         at_start = false;
     }
     if in_quotes {
-        return Err(format!("parse error: extraneous or missing \" in quoted field in {s:?}"));
+        return Err(format!(
+            "parse error: extraneous or missing \" in quoted field in {s:?}"
+        ));
     }
     out.push(cur);
     Ok(out)
@@ -421,8 +423,8 @@ pub fn parse_device(val: &str) -> Result<Device, String> {
             }
             ("required", None) => required = true,
             ("required", Some(v)) => {
-                required = parse_go_bool(v)
-                    .ok_or_else(|| format!("invalid value for required: {v}"))?;
+                required =
+                    parse_go_bool(v).ok_or_else(|| format!("invalid value for required: {v}"))?;
             }
             _ => {
                 if !name.is_empty() {
