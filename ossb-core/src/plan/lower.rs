@@ -1,0 +1,533 @@
+//! Dockerfile AST -> [`BuildGraph`], following BuildKit's `dockerfile2llb.toDispatchState`:
+//! parse every instruction, resolve the global args, expand each `FROM`, find the target,
+//! collect stage dependencies, reject cycles, then expand the steps of the needed stages.
+
+use crate::dockerfile::shell::Lexer;
+use crate::dockerfile::{Ast, Node};
+use crate::plan::PlanOptions;
+use crate::plan::args::{
+    MetaArg, Platform, is_frontend_arg, is_proxy_arg, platform_args, proxy_env,
+};
+use crate::plan::error::PlanError;
+use crate::plan::expand::expand_instruction;
+use crate::plan::graph::{BuildGraph, Stage, StageBase, Step};
+use crate::plan::instructions::run_csv_fields;
+use crate::plan::instructions::{ArgPair, From, Instruction, parse_instruction};
+use crate::reference::Reference;
+use std::collections::{BTreeMap, BTreeSet};
+
+struct RawStage<'a> {
+    from: From,
+    node: &'a Node,
+    steps: Vec<(Instruction, &'a Node)>,
+}
+
+fn at(node: &Node, message: impl Into<String>) -> PlanError {
+    PlanError::at(node.start_line, node.end_line, message)
+}
+
+/// Go's `strconv.Atoi`: optional sign, then ASCII digits only.
+fn go_atoi(s: &str) -> Option<i64> {
+    let digits = s.strip_prefix(['+', '-']).unwrap_or(s);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+fn set_kv(list: &mut Vec<(String, String)>, key: &str, value: String) {
+    match list.iter_mut().find(|(k, _)| k == key) {
+        Some(e) => e.1 = value,
+        None => list.push((key.to_string(), value)),
+    }
+}
+
+fn normalize_image(name: &str) -> Result<String, String> {
+    Reference::parse(name)
+        .map(|r| r.to_string())
+        .map_err(|e| format!("failed to parse stage name {name:?}: {e}"))
+}
+
+/// The `from=` of a `--mount` spec, as written.
+fn mount_from(spec: &str) -> Option<String> {
+    run_csv_fields(spec).ok()?.into_iter().find_map(|f| {
+        let (k, v) = f.split_once('=')?;
+        (k.eq_ignore_ascii_case("from") && !v.is_empty()).then(|| v.to_string())
+    })
+}
+
+/// Build the graph. See the module docs for the order of checks.
+pub(crate) fn lower(ast: &Ast, opts: &PlanOptions) -> Result<BuildGraph, PlanError> {
+    // 1. Typed instructions; ARGs before the first FROM are global.
+    let mut raw: Vec<RawStage<'_>> = Vec::new();
+    let mut meta: Vec<(ArgPair, &Node)> = Vec::new();
+    for node in &ast.children {
+        let instr = parse_instruction(node).map_err(|m| at(node, m))?;
+        match instr {
+            Instruction::From(from) => raw.push(RawStage {
+                from,
+                node,
+                steps: Vec::new(),
+            }),
+            Instruction::Arg(a) if raw.is_empty() => {
+                meta.extend(a.args.into_iter().map(|p| (p, node)));
+            }
+            other => match raw.last_mut() {
+                Some(s) => s.steps.push((other, node)),
+                None => return Err(at(node, "no build stage in current context")),
+            },
+        }
+    }
+    if raw.is_empty() {
+        return Err(PlanError::new("dockerfile contains no stages to build"));
+    }
+
+    // 2. Platforms and the global scope: platform args, then the global ARGs in order.
+    let build_platform = Platform::parse(&opts.build_platform).map_err(PlanError::new)?;
+    let target_platform = Platform::parse(&opts.target_platform).map_err(PlanError::new)?;
+    let lexer = Lexer::new(ast.escape);
+    let mut global: Vec<(String, String)> = platform_args(&build_platform, &target_platform)
+        .into_iter()
+        .map(|(k, v)| {
+            let v = opts.build_args.get(&k).cloned().unwrap_or(v);
+            (k, v)
+        })
+        .collect();
+    let mut meta_args = Vec::new();
+    for (p, node) in &meta {
+        let value = match (opts.build_args.get(&p.key), &p.default) {
+            (Some(v), _) => Some(v.clone()),
+            (None, Some(d)) => Some(
+                lexer
+                    .process_word(d, &global)
+                    .map_err(|e| at(node, e.to_string()))?,
+            ),
+            (None, None) => None,
+        };
+        if let Some(v) = &value {
+            set_kv(&mut global, &p.key, v.clone());
+        }
+        meta_args.push(MetaArg {
+            name: p.key.clone(),
+            value,
+            doc: p.doc.clone(),
+            line: node.start_line,
+        });
+    }
+
+    // 3. FROM lines: expand base and platform with the global scope; a base naming an
+    //    earlier stage refers to it.
+    let n = raw.len();
+    let mut stages: Vec<Stage> = Vec::with_capacity(n);
+    for (i, rs) in raw.iter().enumerate() {
+        let m = lexer
+            .process_word_with_matches(&rs.from.base, &global)
+            .map_err(|e| at(rs.node, e.to_string()))?;
+        if m.result.is_empty() {
+            return Err(at(
+                rs.node,
+                format!("base name ({}) should not be blank", rs.from.base),
+            ));
+        }
+        let mut used = m.matched;
+        let platform = match &rs.from.platform {
+            None => None,
+            Some(p) => {
+                let pm = lexer.process_word_with_matches(p, &global).map_err(|e| {
+                    at(
+                        rs.node,
+                        format!("failed to process arguments for platform {p}: {e}"),
+                    )
+                })?;
+                if pm.result.is_empty() {
+                    return Err(at(
+                        rs.node,
+                        format!("empty platform value from expression {p}"),
+                    ));
+                }
+                let parsed = Platform::parse(&pm.result)
+                    .map_err(|e| at(rs.node, format!("failed to parse platform {p}: {e}")))?;
+                used.extend(pm.matched);
+                Some(parsed.to_string())
+            }
+        };
+        let lower = m.result.to_lowercase();
+        let base = match stages
+            .iter()
+            .rposition(|s| s.name.as_deref() == Some(lower.as_str()))
+        {
+            Some(j) => StageBase::Stage(j),
+            None if m.result == "scratch" => StageBase::Scratch,
+            None => StageBase::Image(m.result.clone()),
+        };
+        let mut deps = BTreeSet::new();
+        if let StageBase::Stage(j) = base {
+            deps.insert(j);
+        }
+        stages.push(Stage {
+            index: i,
+            name: rs.from.name.clone(),
+            display_name: rs.from.name.clone().unwrap_or_else(|| format!("stage-{i}")),
+            base_name: m.result,
+            base,
+            platform,
+            instructions: Vec::new(),
+            deps,
+            image_deps: BTreeSet::new(),
+            needed: false,
+            line: rs.node.start_line,
+            doc: rs.from.doc.clone(),
+            from_used_args: used,
+            env: Vec::new(),
+        });
+    }
+
+    // 4. The target stage.
+    let target = match &opts.target {
+        None => n - 1,
+        Some(t) => {
+            let lower = t.to_lowercase();
+            match stages
+                .iter()
+                .rposition(|s| s.name.as_deref() == Some(lower.as_str()))
+            {
+                Some(i) => i,
+                None => {
+                    let names: Vec<&str> =
+                        stages.iter().filter_map(|s| s.name.as_deref()).collect();
+                    let hint = if names.is_empty() {
+                        "this Dockerfile has no named stages; name one with FROM <image> AS <name>"
+                            .to_string()
+                    } else {
+                        format!("use one of: {}", names.join(", "))
+                    };
+                    return Err(PlanError::new(format!(
+                        "target stage {t:?} could not be found; {hint}"
+                    )));
+                }
+            }
+        }
+    };
+
+    // 5. Dependencies from COPY --from and RUN --mount from=.
+    let find_any = |name: &str| {
+        let lower = name.to_lowercase();
+        stages
+            .iter()
+            .rposition(|s| s.name.as_deref() == Some(lower.as_str()))
+    };
+    let mut copy_from: Vec<Vec<Option<StageBase>>> = Vec::with_capacity(n);
+    let mut mounts_from: Vec<Vec<Vec<Option<StageBase>>>> = Vec::with_capacity(n);
+    let mut cmd_deps: Vec<Vec<(usize, usize)>> = vec![Vec::new(); n];
+    let mut image_deps: Vec<BTreeMap<String, &Node>> = vec![BTreeMap::new(); n];
+    for (i, rs) in raw.iter().enumerate() {
+        let mut cf = Vec::new();
+        let mut mf = Vec::new();
+        for (instr, node) in &rs.steps {
+            let mut this_cf = None;
+            let mut this_mf = Vec::new();
+            match instr {
+                Instruction::Copy(c) => {
+                    if let Some(f) = &c.from {
+                        let src = match go_atoi(f) {
+                            Some(idx) => {
+                                if idx < 0 || idx as usize >= n {
+                                    return Err(at(node, format!("invalid stage index {idx}")));
+                                }
+                                StageBase::Stage(idx as usize)
+                            }
+                            None => match find_any(f) {
+                                Some(j) => StageBase::Stage(j),
+                                None => {
+                                    image_deps[i].insert(f.clone(), node);
+                                    StageBase::Image(f.clone())
+                                }
+                            },
+                        };
+                        if let StageBase::Stage(j) = src {
+                            cmd_deps[i].push((j, node.start_line));
+                        }
+                        this_cf = Some(src);
+                    }
+                }
+                Instruction::Run(r) => {
+                    for spec in &r.mount_specs {
+                        let src = mount_from(spec).map(|f| match find_any(&f) {
+                            Some(j) => StageBase::Stage(j),
+                            None => {
+                                image_deps[i].insert(f.clone(), node);
+                                StageBase::Image(f)
+                            }
+                        });
+                        if let Some(StageBase::Stage(j)) = src {
+                            cmd_deps[i].push((j, node.start_line));
+                        }
+                        this_mf.push(src);
+                    }
+                }
+                _ => {}
+            }
+            cf.push(this_cf);
+            mf.push(this_mf);
+        }
+        copy_from.push(cf);
+        mounts_from.push(mf);
+    }
+
+    // 6. Cycles (command dependencies only; FROM can only name earlier stages).
+    if let Some(start) = find_cycle(&cmd_deps) {
+        let line = cmd_deps[start].first().map(|d| d.1).unwrap_or(0);
+        return Err(PlanError::at(
+            line,
+            line,
+            format!(
+                "circular dependency detected on stage: {}",
+                stages[start].display_name
+            ),
+        ));
+    }
+    for (i, deps) in cmd_deps.iter().enumerate() {
+        stages[i].deps.extend(deps.iter().map(|d| d.0));
+    }
+
+    // 7. What the target needs.
+    let mut stack = vec![target];
+    while let Some(i) = stack.pop() {
+        if stages[i].needed {
+            continue;
+        }
+        stages[i].needed = true;
+        stack.extend(stages[i].deps.iter().copied());
+    }
+
+    // 8. Normalise image references (errors only where the target needs them).
+    for (i, stage) in stages.iter_mut().enumerate() {
+        if let StageBase::Image(name) = &stage.base {
+            match normalize_image(name) {
+                Ok(r) => stage.base = StageBase::Image(r),
+                Err(e) if stage.needed => return Err(at(raw[i].node, e)),
+                Err(_) => {}
+            }
+        }
+        for (name, node) in &image_deps[i] {
+            match normalize_image(name) {
+                Ok(r) => {
+                    stage.image_deps.insert(r);
+                }
+                Err(e) if stage.needed => return Err(at(node, e)),
+                Err(_) => {
+                    stage.image_deps.insert(name.clone());
+                }
+            }
+        }
+        let norm = |b: &mut Option<StageBase>| {
+            if let Some(StageBase::Image(name)) = b {
+                if let Ok(r) = normalize_image(name) {
+                    *name = r;
+                }
+            }
+        };
+        copy_from[i].iter_mut().for_each(norm);
+        mounts_from[i].iter_mut().flatten().for_each(norm);
+    }
+
+    // 9. Steps: expand the needed stages in order (a base stage always comes first).
+    let mut declared: BTreeSet<String> = meta_args.iter().map(|a| a.name.clone()).collect();
+    let mut onbuild: Vec<Vec<Node>> = vec![Vec::new(); n];
+    for i in 0..n {
+        let rs = &raw[i];
+        if !stages[i].needed {
+            stages[i].instructions = rs
+                .steps
+                .iter()
+                .enumerate()
+                .map(|(k, (instr, node))| Step {
+                    line: node.start_line,
+                    end_line: node.end_line,
+                    original: node.original.clone(),
+                    instruction: instr.clone(),
+                    expanded: false,
+                    used_args: BTreeSet::new(),
+                    build_args: BTreeMap::new(),
+                    copy_from: copy_from[i][k].clone(),
+                    mount_from: mounts_from[i][k].clone(),
+                    from_onbuild: false,
+                })
+                .collect();
+            continue;
+        }
+        let (mut env, triggers) = match stages[i].base {
+            StageBase::Stage(j) => (stages[j].env.clone(), onbuild[j].clone()),
+            _ => (Vec::new(), Vec::new()),
+        };
+        let mut scope: Vec<(String, Option<String>)> = Vec::new();
+        let mut own_onbuild = Vec::new();
+        let mut out = Vec::new();
+        let trigger_items: Vec<(
+            Instruction,
+            &Node,
+            bool,
+            Option<StageBase>,
+            Vec<Option<StageBase>>,
+        )> = {
+            let mut v = Vec::new();
+            for t in &triggers {
+                let instr = parse_instruction(t).map_err(|m| at(t, m))?;
+                v.push((instr, t, true, None, Vec::new()));
+            }
+            v
+        };
+        let own_items = rs.steps.iter().enumerate().map(|(k, (instr, node))| {
+            (
+                instr.clone(),
+                *node,
+                false,
+                copy_from[i][k].clone(),
+                mounts_from[i][k].clone(),
+            )
+        });
+        for (instr, node, from_onbuild, cf, mf) in trigger_items.into_iter().chain(own_items) {
+            let mut lookup: Vec<(String, String)> = scope
+                .iter()
+                .filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v)))
+                .collect();
+            lookup.extend(env.iter().cloned());
+            let arg_names: BTreeSet<String> = scope
+                .iter()
+                .filter(|(k, v)| v.is_some() && !env.iter().any(|(e, _)| e == k))
+                .map(|(k, _)| k.clone())
+                .collect();
+            let (expanded, matched) =
+                expand_instruction(&instr, &lexer, &lookup).map_err(|m| at(node, m))?;
+            let mut used: BTreeSet<String> = matched.intersection(&arg_names).cloned().collect();
+            match &expanded {
+                Instruction::Env(e) => {
+                    for p in &e.pairs {
+                        set_kv(&mut env, &p.key, p.value.clone());
+                    }
+                }
+                Instruction::Arg(a) => {
+                    for p in &a.args {
+                        declared.insert(p.key.clone());
+                        let value = match (opts.build_args.get(&p.key), &p.default) {
+                            (Some(v), _) => Some(v.clone()),
+                            (None, Some(d)) => Some(d.clone()),
+                            (None, None) => global
+                                .iter()
+                                .rev()
+                                .find(|(k, _)| *k == p.key)
+                                .map(|(_, v)| v.clone()),
+                        };
+                        if value.is_some() {
+                            used.insert(p.key.clone());
+                        }
+                        match scope.iter_mut().find(|(k, _)| *k == p.key) {
+                            Some(e) => e.1 = value,
+                            None => scope.push((p.key.clone(), value)),
+                        }
+                    }
+                }
+                Instruction::Onbuild(o) => {
+                    if let Some(t) = &o.trigger {
+                        own_onbuild.push((**t).clone());
+                    }
+                }
+                Instruction::Run(_) => used.extend(arg_names.iter().cloned()),
+                _ => {}
+            }
+            let build_args = scope
+                .iter()
+                .filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v)))
+                .collect();
+            out.push(Step {
+                line: node.start_line,
+                end_line: node.end_line,
+                original: node.original.clone(),
+                instruction: expanded,
+                expanded: true,
+                used_args: used,
+                build_args,
+                copy_from: cf,
+                mount_from: mf,
+                from_onbuild,
+            });
+        }
+        stages[i].instructions = out;
+        stages[i].env = env;
+        onbuild[i] = own_onbuild;
+    }
+
+    // 10. Build args nobody declared.
+    let platform_names: BTreeSet<String> = platform_args(&build_platform, &target_platform)
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    let unused_build_args = opts
+        .build_args
+        .keys()
+        .filter(|k| {
+            !declared.contains(*k)
+                && !is_proxy_arg(k)
+                && !is_frontend_arg(k)
+                && !platform_names.contains(*k)
+        })
+        .cloned()
+        .collect();
+    let frontend_args = opts
+        .build_args
+        .iter()
+        .filter(|(k, _)| is_frontend_arg(k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+
+    Ok(BuildGraph {
+        stages,
+        target,
+        meta_args,
+        build_platform: build_platform.to_string(),
+        target_platform: target_platform.to_string(),
+        proxy: proxy_env(&opts.build_args),
+        frontend_args,
+        unused_build_args,
+    })
+}
+
+/// BuildKit's `validateCircularDependency`: depth-first from each stage in order, following
+/// command dependencies; returns the stage the search started from when it finds a cycle.
+fn find_cycle(deps: &[Vec<(usize, usize)>]) -> Option<usize> {
+    let n = deps.len();
+    let mut visited = vec![false; n];
+    let mut on_path = vec![false; n];
+    let sorted: Vec<Vec<usize>> = deps
+        .iter()
+        .map(|d| {
+            let s: BTreeSet<usize> = d.iter().map(|x| x.0).collect();
+            s.into_iter().collect()
+        })
+        .collect();
+    for start in 0..n {
+        if visited[start] {
+            continue;
+        }
+        let mut stack: Vec<(usize, usize)> = vec![(start, 0)];
+        visited[start] = true;
+        on_path[start] = true;
+        while let Some(&mut (node, ref mut next)) = stack.last_mut() {
+            if let Some(&dep) = sorted[node].get(*next) {
+                *next += 1;
+                if on_path[dep] {
+                    return Some(start);
+                }
+                if !visited[dep] {
+                    visited[dep] = true;
+                    on_path[dep] = true;
+                    stack.push((dep, 0));
+                }
+            } else {
+                on_path[node] = false;
+                stack.pop();
+            }
+        }
+    }
+    None
+}
