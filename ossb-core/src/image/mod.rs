@@ -8,6 +8,7 @@ pub mod oci;
 pub use digest::Digest;
 pub use error::ImageError;
 pub mod compress;
+pub mod layer;
 pub mod store;
 
 pub use store::{BlobWriter, Store};

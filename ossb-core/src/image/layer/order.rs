@@ -1,0 +1,89 @@
+//! Entry validation, tar names and the deterministic order of entries in a layer.
+
+use std::cmp::Ordering;
+
+use crate::image::entry::{Entry, EntryKind};
+use crate::image::error::{ImageError, Result};
+
+/// Name of the opaque-directory marker inside a directory.
+pub const OPAQUE_MARKER: &str = ".wh..wh..opq";
+/// Prefix of a whiteout file.
+pub const WHITEOUT_PREFIX: &str = ".wh.";
+
+/// The path written in the tar header (without the trailing `/` of directories).
+pub fn tar_name(entry: &Entry) -> String {
+    match entry.kind {
+        EntryKind::Whiteout => match entry.path.rsplit_once('/') {
+            Some((dir, base)) => format!("{dir}/{WHITEOUT_PREFIX}{base}"),
+            None => format!("{WHITEOUT_PREFIX}{}", entry.path),
+        },
+        EntryKind::OpaqueDir => format!("{}/{OPAQUE_MARKER}", entry.path),
+        _ => entry.path.clone(),
+    }
+}
+
+fn check_path(path: &str, what: &str) -> Result<()> {
+    let reason = if path.is_empty() {
+        Some("path is empty")
+    } else if path.starts_with('/') {
+        Some("path must be relative (no leading /)")
+    } else if path.contains('\0') {
+        Some("path contains a NUL byte")
+    } else if path
+        .split('/')
+        .any(|c| c.is_empty() || c == "." || c == "..")
+    {
+        Some("path has an empty, `.` or `..` component")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(ImageError::InvalidEntry {
+            path: format!("{what}{path}"),
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Sort key: path components, with the opaque marker first among its siblings.
+fn key(name: &str) -> Vec<&str> {
+    name.split('/')
+        .map(|c| if c == OPAQUE_MARKER { "" } else { c })
+        .collect()
+}
+
+fn compare(a: &str, b: &str) -> Ordering {
+    key(a).cmp(&key(b))
+}
+
+/// Validates entries and sorts them into layer order; rejects duplicate tar names.
+pub fn sort_entries(entries: &mut [Entry]) -> Result<()> {
+    for e in entries.iter() {
+        check_path(&e.path, "")?;
+        if let EntryKind::Hardlink { target } = &e.kind {
+            check_path(target, "hard link target of ")?;
+        }
+        if e.path.ends_with(OPAQUE_MARKER)
+            || e.path
+                .rsplit('/')
+                .next()
+                .is_some_and(|b| b.starts_with(WHITEOUT_PREFIX))
+        {
+            return Err(ImageError::InvalidEntry {
+                path: e.path.clone(),
+                reason: "names starting with .wh. are reserved for whiteouts; use EntryKind::Whiteout",
+            });
+        }
+    }
+    entries.sort_by(|a, b| compare(&tar_name(a), &tar_name(b)));
+    for pair in entries.windows(2) {
+        if tar_name(&pair[0]) == tar_name(&pair[1]) {
+            return Err(ImageError::InvalidEntry {
+                path: pair[0].path.clone(),
+                reason: "duplicate path in one layer",
+            });
+        }
+    }
+    Ok(())
+}
