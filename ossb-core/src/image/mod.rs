@@ -7,8 +7,10 @@ pub mod oci;
 
 pub use digest::Digest;
 pub use error::ImageError;
+pub mod builder;
 pub mod compress;
 pub mod layer;
+pub mod layout;
 pub mod store;
 
 pub use store::{BlobWriter, Store};

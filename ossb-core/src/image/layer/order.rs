@@ -1,6 +1,7 @@
 //! Entry validation, tar names and the deterministic order of entries in a layer.
 
 use std::cmp::Ordering;
+use std::collections::BTreeMap;
 
 use crate::image::entry::{Entry, EntryKind};
 use crate::image::error::{ImageError, Result};
@@ -85,5 +86,56 @@ pub fn sort_entries(entries: &mut [Entry]) -> Result<()> {
             });
         }
     }
+    reroot_hardlinks(entries);
     Ok(())
+}
+
+/// Makes the first path of each hard-link group (in layer order) carry the data, so every
+/// link entry follows its target in the tar, as extractors require.
+fn reroot_hardlinks(entries: &mut [Entry]) {
+    let index: BTreeMap<String, usize> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.path.clone(), i))
+        .collect();
+    // Group link entries by the data-carrying entry they resolve to.
+    let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for i in 0..entries.len() {
+        let mut cur = i;
+        let mut hops = 0;
+        while let EntryKind::Hardlink { target } = &entries[cur].kind {
+            match index.get(target) {
+                Some(&t) if hops < entries.len() => {
+                    cur = t;
+                    hops += 1;
+                }
+                _ => break,
+            }
+        }
+        if cur != i && !matches!(entries[cur].kind, EntryKind::Hardlink { .. }) {
+            groups.entry(cur).or_default().push(i);
+        }
+        // Otherwise the target is outside this layer (or a cycle): the entry stays as it is.
+    }
+    for (root, links) in groups {
+        let first = links.iter().copied().chain([root]).min().unwrap_or(root);
+        let first_path = entries[first].path.clone();
+        if first != root {
+            let mut carrier = entries[root].clone();
+            carrier.path = first_path.clone();
+            let mut link = entries[root].clone();
+            link.kind = EntryKind::Hardlink {
+                target: first_path.clone(),
+            };
+            entries[first] = carrier;
+            entries[root] = link;
+        }
+        for l in links {
+            if l != first {
+                entries[l].kind = EntryKind::Hardlink {
+                    target: first_path.clone(),
+                };
+            }
+        }
+    }
 }
