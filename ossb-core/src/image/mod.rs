@@ -7,6 +7,7 @@ pub mod oci;
 
 pub use digest::Digest;
 pub use error::ImageError;
+pub mod archive;
 pub mod builder;
 pub mod compress;
 pub mod layer;
