@@ -284,3 +284,73 @@ fn oci_layout_checks_out_with_skopeo_and_umoci() {
     assert!(other.fsck().expect("fsck").is_clean());
     assert_eq!(other.fsck().expect("fsck").checked, 4);
 }
+
+#[test]
+fn docker_archive_loads_with_docker() {
+    let docker_ok = Command::new("docker")
+        .arg("info")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !docker_ok {
+        eprintln!("skipping: `docker info` failed, no Docker daemon to load into");
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let host = host_file(tmp.path());
+    let store = Store::open(tmp.path().join("store")).expect("store");
+    let img = build(&store, &host, Compression::Gzip { level: 6 });
+    let archive = tmp.path().join("image.tar");
+    let mut f = std::fs::File::create(&archive).expect("create");
+    let tag = format!("ossb-image-test:{}", std::process::id());
+    ossb_core::image::archive::write_docker_archive(&store, &img.manifest, &[tag.clone()], &mut f)
+        .expect("archive");
+    drop(f);
+    let out = run(Command::new("docker").arg("load").arg("-i").arg(&archive));
+    assert!(out.contains(&tag), "{out}");
+    let id = run(Command::new("docker").args(["image", "inspect", "--format", "{{.Id}}", &tag]));
+    let _ = Command::new("docker").args(["rmi", "-f", &tag]).output();
+    assert_eq!(id.trim(), img.config.digest.to_string());
+}
+
+#[test]
+fn layout_tar_and_gzip_layers_read_with_system_tools() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let host = host_file(tmp.path());
+    let store = Store::open(tmp.path().join("store")).expect("store");
+    let img = build(&store, &host, Compression::Gzip { level: 6 });
+    let mut tar_bytes = Vec::new();
+    ossb_core::image::layout::write_layout_tar(&store, &img.manifest, Some("v1"), &mut tar_bytes)
+        .expect("layout tar");
+    let mut again = Vec::new();
+    ossb_core::image::layout::write_layout_tar(&store, &img.manifest, Some("v1"), &mut again)
+        .expect("layout tar");
+    assert_eq!(tar_bytes, again);
+    let tar_path = tmp.path().join("layout.tar");
+    std::fs::write(&tar_path, &tar_bytes).expect("write");
+    let unpacked = tmp.path().join("unpacked");
+    std::fs::create_dir(&unpacked).expect("mkdir");
+    run(Command::new("tar")
+        .arg("-xf")
+        .arg(&tar_path)
+        .arg("-C")
+        .arg(&unpacked));
+    if tool("skopeo") {
+        let out = run(Command::new("skopeo")
+            .arg("inspect")
+            .arg(format!("oci:{}:v1", unpacked.display())));
+        assert!(out.contains(&img.manifest.digest.to_string()), "{out}");
+    }
+    // Every gzip layer decompresses with the system gzip to bytes whose sha256 is the diff id.
+    let m = ossb_core::image::layout::read_manifest(&store, &img.manifest).expect("manifest");
+    let cfg: ossb_core::image::oci::ImageConfig =
+        serde_json::from_slice(&store.read_blob(&m.config.digest).expect("config")).expect("json");
+    for (layer, diff_id) in m.layers.iter().zip(&cfg.rootfs.diff_ids) {
+        let out = Command::new("gzip")
+            .arg("-dc")
+            .arg(store.blob_path(&layer.digest))
+            .output()
+            .expect("gzip");
+        assert!(out.status.success(), "gzip -d failed");
+        assert_eq!(&ossb_core::image::Digest::of(&out.stdout), diff_id);
+    }
+}
