@@ -302,8 +302,13 @@ fn docker_archive_loads_with_docker() {
     let archive = tmp.path().join("image.tar");
     let mut f = std::fs::File::create(&archive).expect("create");
     let tag = format!("ossb-image-test:{}", std::process::id());
-    ossb_core::image::archive::write_docker_archive(&store, &img.manifest, &[tag.clone()], &mut f)
-        .expect("archive");
+    ossb_core::image::archive::write_docker_archive(
+        &store,
+        &img.manifest,
+        std::slice::from_ref(&tag),
+        &mut f,
+    )
+    .expect("archive");
     drop(f);
     let out = run(Command::new("docker").arg("load").arg("-i").arg(&archive));
     assert!(out.contains(&tag), "{out}");
