@@ -214,3 +214,61 @@ impl<W: Write> Write for DiffIdWriter<W> {
         self.inner.flush()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(path: &str, uid: u32, mtime: i64) -> Entry {
+        Entry {
+            path: path.into(),
+            kind: EntryKind::File {
+                source: Source::Bytes(b"abc".to_vec()),
+                size: 3,
+            },
+            mode: 0o640,
+            uid,
+            gid: 5,
+            mtime,
+            mtime_nsec: 7,
+            xattrs: Default::default(),
+        }
+    }
+
+    #[test]
+    fn tar_crate_reads_pax_values_and_epoch_clamps() {
+        let long = format!("{}/f", "d".repeat(150));
+        let entries = vec![file(&long, 3_000_000, 2_000_000_000), file("a", 1, 10)];
+        let mut out = Vec::new();
+        assert!(write_tar(entries, &mut out, Some(1_000_000_000)).is_ok());
+        let mut ar = tar::Archive::new(&out[..]);
+        let mut seen = Vec::new();
+        for e in ar.entries().into_iter().flatten() {
+            let Ok(mut e) = e else { panic!("bad entry") };
+            let path = e
+                .path()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            let uid = e.header().uid().unwrap_or(0);
+            let mtime = e.header().mtime().unwrap_or(0);
+            let mut pax_uid = None;
+            if let Ok(Some(exts)) = e.pax_extensions() {
+                for x in exts.flatten() {
+                    if x.key() == Ok("uid") {
+                        pax_uid = x.value().ok().map(str::to_string);
+                    }
+                }
+            }
+            seen.push((path, uid, mtime, pax_uid));
+        }
+        assert_eq!(seen.len(), 2);
+        assert_eq!(seen[0].0, "a");
+        assert_eq!(seen[0].2, 10);
+        assert_eq!(seen[1].0, long);
+        assert_eq!(
+            seen[1].2, 1_000_000_000,
+            "mtime clamped to SOURCE_DATE_EPOCH"
+        );
+        assert_eq!(seen[1].3.as_deref(), Some("3000000"));
+    }
+}
