@@ -1,1 +1,9 @@
-//! The executor: stage scheduling, filesystem operations and layer creation (to be filled in).
+//! The executor's filesystem operations: a root handle that never lets a path escape
+//! ([`fsroot`]), layer unpacking ([`unpack`]), build-context scanning ([`context`]) and the
+//! COPY/ADD semantics that turn sources into layer entries ([`copy`]).
+
+pub mod error;
+pub mod fsroot;
+
+pub use error::FsError;
+pub use fsroot::{OwnerOutcome, ResolveMode, Root};
