@@ -2,8 +2,12 @@
 //! ([`fsroot`]), layer unpacking ([`unpack`]), build-context scanning ([`context`]) and the
 //! COPY/ADD semantics that turn sources into layer entries ([`copy`]).
 
+pub mod compress;
 pub mod error;
 pub mod fsroot;
+pub mod tarpath;
+pub mod unpack;
 
 pub use error::FsError;
 pub use fsroot::{OwnerOutcome, ResolveMode, Root};
+pub use unpack::{UnpackReport, unpack_layer};
