@@ -2,9 +2,12 @@
 //! ([`fsroot`]), layer unpacking ([`unpack`]), build-context scanning ([`context`]) and the
 //! COPY/ADD semantics that turn sources into layer entries ([`copy`]).
 
+pub mod chmod;
 pub mod compress;
+pub mod context;
 pub mod error;
 pub mod fsroot;
+pub mod passwd;
 pub mod tarpath;
 pub mod unpack;
 
