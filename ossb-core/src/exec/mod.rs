@@ -5,12 +5,18 @@
 pub mod chmod;
 pub mod compress;
 pub mod context;
+pub mod copy;
 pub mod error;
 pub mod fsroot;
+pub mod glob;
 pub mod passwd;
 pub mod tarpath;
 pub mod unpack;
 
+pub use chmod::Chmod;
+pub use context::{ContextFile, ContextKind, ContextScan, scan_context};
+pub use copy::{CopyRequest, copy_entries};
 pub use error::FsError;
 pub use fsroot::{OwnerOutcome, ResolveMode, Root};
+pub use passwd::resolve_user;
 pub use unpack::{UnpackReport, unpack_layer};
