@@ -214,7 +214,7 @@ fn set_owner_reports_when_not_permitted() {
         assert_eq!(out, ossb_core::exec::OwnerOutcome::NotPermitted);
     }
     root.set_xattr("f", "user.ossb", b"v").expect("xattr");
-    let mut buf = vec![0u8; 16];
+    let mut buf = [0u8; 16];
     let n = rustix::fs::getxattr(t.path().join("f"), "user.ossb", &mut buf[..]).expect("getxattr");
     assert_eq!(&buf[..n], b"v");
 }

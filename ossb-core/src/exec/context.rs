@@ -12,6 +12,9 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use super::error::{FsError, Result};
 use super::fsroot::join;
 
+/// An exclusion predicate: `(relative path, is a directory) -> excluded`.
+pub type ExcludeFn<'a> = &'a dyn Fn(&str, bool) -> bool;
+
 /// The type of a scanned file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ContextKind {
@@ -111,6 +114,8 @@ impl ContextScan {
     }
 }
 
+// The stat field types differ between architectures; the casts are needed off x86_64.
+#[allow(clippy::unnecessary_cast)]
 fn file_of(rel: String, st: &rustix::fs::Stat, link_target: Option<String>) -> ContextFile {
     let kind = match FileType::from_raw_mode(st.st_mode) {
         FileType::Directory => ContextKind::Dir,
@@ -145,7 +150,7 @@ fn file_of(rel: String, st: &rustix::fs::Stat, link_target: Option<String>) -> C
 /// Scans `dir` once. `exclude(rel_path, is_dir)` drops a path; an excluded directory is not
 /// descended into (the predicate must return `false` for a directory when some of its contents
 /// may be re-included, as `.dockerignore` `!` patterns can).
-pub fn scan_context(dir: &Path, exclude: &dyn Fn(&str, bool) -> bool) -> Result<ContextScan> {
+pub fn scan_context(dir: &Path, exclude: ExcludeFn<'_>) -> Result<ContextScan> {
     let open_dir = |at: Option<&OwnedFd>, name: &str, shown: &str| -> Result<OwnedFd> {
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         match at {

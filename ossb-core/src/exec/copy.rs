@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::chmod::Chmod;
-use super::context::{ContextFile, ContextKind, ContextScan};
+use super::context::{ContextFile, ContextKind, ContextScan, ExcludeFn};
 use super::error::{FsError, Result};
 use super::fsroot::MAX_LINKS;
 use super::glob::{has_wildcard, match_segment};
@@ -31,7 +31,7 @@ pub struct CopyRequest<'a> {
     /// `--chmod`.
     pub chmod: Option<&'a Chmod>,
     /// `--exclude`: called with the path relative to the matched source and whether it is a dir.
-    pub exclude: Option<&'a dyn Fn(&str, bool) -> bool>,
+    pub exclude: Option<ExcludeFn<'a>>,
     /// `--parents`: keep each source's parent directories (below a `/./` pivot, if any).
     pub parents: bool,
     /// `--link`: do not consult the base for existing directories.
