@@ -1,4 +1,25 @@
-//! The executor: stage scheduling, filesystem operations and layer creation (to be filled in).
+//! The executor: filesystem operations that never let a path escape ([`fsroot`]), layer
+//! unpacking ([`unpack`]), build-context scanning ([`context`]), the COPY/ADD semantics that
+//! turn sources into layer entries ([`copy`]), the image filesystem index ([`fsindex`]),
+//! registry transfers ([`transfer`]) and the local build driver ([`local`]).
 
+pub mod chmod;
+pub mod compress;
+pub mod context;
+pub mod copy;
+pub mod error;
 pub mod fsindex;
+pub mod fsroot;
+pub mod glob;
+pub mod passwd;
+pub mod tarpath;
 pub mod transfer;
+pub mod unpack;
+
+pub use chmod::Chmod;
+pub use context::{ContextFile, ContextKind, ContextScan, scan_context};
+pub use copy::{CopyRequest, copy_entries};
+pub use error::FsError;
+pub use fsroot::{OwnerOutcome, ResolveMode, Root};
+pub use passwd::resolve_user;
+pub use unpack::{UnpackReport, unpack_layer};

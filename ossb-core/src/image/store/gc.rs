@@ -60,7 +60,8 @@ impl Store {
     pub fn children(&self, desc: &Descriptor) -> Result<Vec<Descriptor>> {
         let mt = desc.media_type.as_str();
         let known_doc = media_types::is_manifest(mt) || media_types::is_index(mt);
-        if !known_doc && !(mt.is_empty() && desc.size <= MAX_DOC) {
+        let maybe_doc = known_doc || (mt.is_empty() && desc.size <= MAX_DOC);
+        if !maybe_doc {
             return Ok(Vec::new());
         }
         if self.size(&desc.digest)? > MAX_DOC {

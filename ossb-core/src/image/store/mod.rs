@@ -13,6 +13,7 @@ mod blob_writer;
 mod gc;
 mod lock;
 mod refs;
+mod walk;
 
 use std::fs::File;
 use std::io::Read;
@@ -21,6 +22,7 @@ use std::path::{Path, PathBuf};
 pub use blob_writer::{BlobWriter, CommittedBlob};
 pub use gc::{FsckReport, GcReport};
 pub use lock::StoreLock;
+pub(crate) use refs::write_atomic as refs_write_atomic;
 
 use super::digest::{Digest, VerifyingReader};
 use super::error::{ImageError, Result};
