@@ -2,6 +2,7 @@
 //! ([`fsroot`]), layer unpacking ([`unpack`]), build-context scanning ([`context`]) and the
 //! COPY/ADD semantics that turn sources into layer entries ([`copy`]).
 
+pub mod archive_src;
 pub mod chmod;
 pub mod compress;
 pub mod context;
