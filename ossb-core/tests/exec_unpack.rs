@@ -258,3 +258,65 @@ fn devices_are_created_or_recorded() {
         ));
     }
 }
+
+#[test]
+fn add_archive_extracts_to_entries_with_escape_checks() {
+    use ossb_core::exec::archive_src::{ArchiveTarget, archive_entries};
+    use ossb_core::image::entry::{EntryKind, Source};
+    let t = tmp();
+    let target = ArchiveTarget {
+        dest: "opt/app",
+        owner: Some((7, 8)),
+        build_time: 42,
+        scratch: t.path(),
+    };
+    let tarball = Tar::new()
+        .file("bin/tool", b"#!/bin/sh\n", 0o755)
+        .link("bin/tool2", "bin/tool", tar::EntryType::Link)
+        .link("cur", "bin/tool", tar::EntryType::Symlink)
+        .bytes();
+    let bz = {
+        let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+        e.write_all(&tarball).expect("bz");
+        e.finish().expect("bz")
+    };
+    let es = archive_entries(&bz[..], &target).expect("extract");
+    let names: Vec<&str> = es.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "opt",
+            "opt/app",
+            "opt/app/bin",
+            "opt/app/bin/tool",
+            "opt/app/bin/tool2",
+            "opt/app/cur"
+        ]
+    );
+    assert_eq!(
+        (es[3].uid, es[3].gid, es[3].mode, es[3].mtime),
+        (7, 8, 0o755, 1_600_000_000)
+    );
+    match &es[3].kind {
+        EntryKind::File {
+            source: Source::Path(p),
+            size,
+        } => {
+            assert_eq!(*size, 10);
+            assert_eq!(fs::read(p).expect("read"), b"#!/bin/sh\n");
+            assert!(p.starts_with(t.path()));
+        }
+        other => panic!("not a file: {other:?}"),
+    }
+    assert!(matches!(&es[4].kind, EntryKind::Hardlink { target } if target == "opt/app/bin/tool"));
+    assert_eq!(es[0].mtime, 42);
+    for bad in [
+        Tar::new().file("../x", b"x", 0o644).bytes(),
+        Tar::new().file("/x", b"x", 0o644).bytes(),
+        Tar::new()
+            .link("h", "../../etc/shadow", tar::EntryType::Link)
+            .bytes(),
+    ] {
+        assert!(archive_entries(&gzip(&bad)[..], &target).is_err());
+    }
+}

@@ -3,6 +3,7 @@
 //! turn sources into layer entries ([`copy`]), the image filesystem index ([`fsindex`]),
 //! registry transfers ([`transfer`]) and the local build driver ([`local`]).
 
+pub mod archive_src;
 pub mod chmod;
 pub mod compress;
 pub mod context;
