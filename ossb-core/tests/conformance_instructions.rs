@@ -3,6 +3,9 @@
 //! flags, `--device`, EXPOSE specs, HEALTHCHECK, doc comments, conversion errors, proxy args
 //! and the HEALTHCHECK history text.
 
+// A failed unwrap is a failed test here.
+#![allow(clippy::unwrap_used)]
+
 use ossb_core::dockerfile::{Node, parse};
 use ossb_core::plan::duration::parse_go_duration;
 use ossb_core::plan::instructions::{Healthcheck, parse_device};

@@ -164,6 +164,7 @@ pub struct MetaArg {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

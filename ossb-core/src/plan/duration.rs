@@ -101,6 +101,7 @@ fn frac(v: u64, div: u64) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

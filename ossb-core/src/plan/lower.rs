@@ -16,6 +16,15 @@ use crate::plan::instructions::{ArgPair, From, Instruction, parse_instruction};
 use crate::reference::Reference;
 use std::collections::{BTreeMap, BTreeSet};
 
+/// A step before expansion: instruction, node, from a trigger, COPY --from, mount sources.
+type Item<'a> = (
+    Instruction,
+    &'a Node,
+    bool,
+    Option<StageBase>,
+    Vec<Option<StageBase>>,
+);
+
 struct RawStage<'a> {
     from: From,
     node: &'a Node,
@@ -321,10 +330,10 @@ pub(crate) fn lower(ast: &Ast, opts: &PlanOptions) -> Result<BuildGraph, PlanErr
             }
         }
         let norm = |b: &mut Option<StageBase>| {
-            if let Some(StageBase::Image(name)) = b {
-                if let Ok(r) = normalize_image(name) {
-                    *name = r;
-                }
+            if let Some(StageBase::Image(name)) = b
+                && let Ok(r) = normalize_image(name)
+            {
+                *name = r;
             }
         };
         copy_from[i].iter_mut().for_each(norm);
@@ -363,13 +372,7 @@ pub(crate) fn lower(ast: &Ast, opts: &PlanOptions) -> Result<BuildGraph, PlanErr
         let mut scope: Vec<(String, Option<String>)> = Vec::new();
         let mut own_onbuild = Vec::new();
         let mut out = Vec::new();
-        let trigger_items: Vec<(
-            Instruction,
-            &Node,
-            bool,
-            Option<StageBase>,
-            Vec<Option<StageBase>>,
-        )> = {
+        let trigger_items: Vec<Item<'_>> = {
             let mut v = Vec::new();
             for t in &triggers {
                 let instr = parse_instruction(t).map_err(|m| at(t, m))?;

@@ -79,6 +79,7 @@ fn parse_port_range(s: &str) -> Result<(u32, u32), ()> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -106,7 +106,7 @@ fn parse_kvps(args: &[String], cmd: &str) -> Result<Vec<KeyValue>, String> {
     if args.is_empty() {
         return Err(err_at_least_one(cmd));
     }
-    if args.len() % 3 != 0 {
+    if !args.len().is_multiple_of(3) {
         return Err(format!("Bad input to {cmd}, too many arguments"));
     }
     args.chunks(3)

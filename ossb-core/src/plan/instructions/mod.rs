@@ -202,4 +202,5 @@ pub(crate) fn handle_json_args(args: &[String], json: bool) -> Vec<String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests;

@@ -208,12 +208,12 @@ fn ram_in_bytes(s: &str) -> Result<i64, String> {
     Ok((value * mult) as i64)
 }
 
+/// Expands one word (used to expand `--mount` values).
+pub type WordExpand<'a> = dyn Fn(&str) -> Result<String, String> + 'a;
+
 /// Parse one `--mount` value. With `expand` set, every value is expanded first; without it,
 /// values are only checked where they do not depend on variables (BuildKit's deferred mode).
-pub fn parse_mount(
-    val: &str,
-    expand: Option<&dyn Fn(&str) -> Result<String, String>>,
-) -> Result<Mount, String> {
+pub fn parse_mount(val: &str, expand: Option<&WordExpand<'_>>) -> Result<Mount, String> {
     let mut m = Mount {
         mount_type: MountType::Bind,
         from: None,
@@ -262,14 +262,10 @@ pub fn parse_mount(
         let value = match expand {
             Some(f) => f(&value)?,
             None => {
-                if key == "from" {
-                    if let Some(i) = value.find('$') {
-                        if i != value.len() - 1 {
-                            return Err(format!(
-                                "'{key}' doesn't support variable expansion, define alias stage instead"
-                            ));
-                        }
-                    }
+                if key == "from" && value.find('$').is_some_and(|i| i != value.len() - 1) {
+                    return Err(format!(
+                        "'{key}' doesn't support variable expansion, define alias stage instead"
+                    ));
                 }
                 continue;
             }
