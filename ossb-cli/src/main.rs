@@ -1,5 +1,44 @@
-//! The `ossb` command.
+//! The `ossb` command: argument parsing and wiring only; the behaviour lives in the crates.
+
+mod args;
+mod commands;
+
+use clap::Parser;
+use ossb_core::ExitCode;
 
 fn main() {
-    println!("ossb {}", env!("CARGO_PKG_VERSION"));
+    let cli = match args::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            use clap::error::ErrorKind;
+            let code = match err.kind() {
+                ErrorKind::DisplayHelp
+                | ErrorKind::DisplayVersion
+                | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => 0,
+                _ => ExitCode::Configuration.code(),
+            };
+            // Printing to a closed stdout/stderr is not worth a panic.
+            let _ = err.print();
+            std::process::exit(code);
+        }
+    };
+    let format = match cli.log_format {
+        args::LogFormatArg::Auto => ossb_log::LogFormat::Auto,
+        args::LogFormatArg::Json => ossb_log::LogFormat::Json,
+        args::LogFormatArg::Text => ossb_log::LogFormat::Text,
+    };
+    ossb_log::init(format, &cli.log_level, ossb_log::StaticFields::from_env());
+    let code = match commands::run(cli.command) {
+        Ok(()) => ExitCode::Success,
+        Err(err) => {
+            eprintln!("error: {err}");
+            tracing::debug!(
+                component = "cli",
+                exit_code = err.exit_code().code(),
+                "exiting"
+            );
+            err.exit_code()
+        }
+    };
+    std::process::exit(code.code());
 }

@@ -24,3 +24,4 @@ pub use error::FsError;
 pub use fsroot::{OwnerOutcome, ResolveMode, Root};
 pub use passwd::resolve_user;
 pub use unpack::{UnpackReport, unpack_layer};
+pub mod local;

@@ -1,0 +1,154 @@
+//! Command-line arguments (clap derive), named like `docker buildx build` where a flag exists there.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// Build OCI container images from Dockerfiles, without a daemon and without privileges.
+#[derive(Debug, Parser)]
+#[command(name = "ossb", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// Log format: auto (JSON in a pod or when stderr is not a terminal), json or text.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormatArg::Auto, env = "OSSB_LOG_FORMAT")]
+    pub log_format: LogFormatArg,
+    /// Log level: debug, info, warn or error.
+    #[arg(long, global = true, default_value = "info", env = "LOG_LEVEL")]
+    pub log_level: String,
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// `--log-format` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormatArg {
+    /// JSON in a pod or off a terminal, text on a terminal.
+    Auto,
+    /// One JSON object per line.
+    Json,
+    /// Human-readable lines.
+    Text,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build an image from a Dockerfile and a context directory.
+    Build(BuildArgs),
+    /// Inspect a Dockerfile without building it.
+    #[command(subcommand)]
+    Dockerfile(DockerfileCommand),
+    /// Print version information.
+    Version,
+}
+
+/// `ossb dockerfile ...`
+#[derive(Debug, Subcommand)]
+pub enum DockerfileCommand {
+    /// Print the Dockerfile's syntax tree in BuildKit's dump format.
+    Dump {
+        /// The Dockerfile (`-` for standard input).
+        #[arg(short = 'f', long = "file", default_value = "Dockerfile")]
+        file: PathBuf,
+    },
+    /// Print the resolved build graph: stages, dependencies and expanded arguments.
+    Plan(PlanArgs),
+}
+
+/// `ossb dockerfile plan` arguments.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The Dockerfile (`-` for standard input).
+    #[arg(short = 'f', long = "file", default_value = "Dockerfile")]
+    pub file: PathBuf,
+    /// Build-time variables (`KEY=VALUE`, or `KEY` to take the value from the environment).
+    #[arg(long = "build-arg", value_name = "KEY=VALUE")]
+    pub build_args: Vec<String>,
+    /// The stage to build.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// The target platform (`linux/amd64`).
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+    pub format: PlanFormat,
+}
+
+/// `--format` of `ossb dockerfile plan`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlanFormat {
+    /// For people.
+    Text,
+    /// For programs.
+    Json,
+}
+
+/// `--progress` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProgressArg {
+    /// A live view on a terminal, plain lines otherwise.
+    Auto,
+    /// The live view.
+    Tty,
+    /// Timestamped lines.
+    Plain,
+    /// One JSON event per line on standard output.
+    Json,
+    /// Nothing but errors.
+    Quiet,
+}
+
+/// `ossb build` arguments.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The build context directory.
+    pub context: PathBuf,
+    /// The Dockerfile (default: CONTEXT/Dockerfile; `-` for standard input).
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<PathBuf>,
+    /// Name and optionally a tag (`name:tag`); repeatable.
+    #[arg(short = 't', long = "tag")]
+    pub tags: Vec<String>,
+    /// Build-time variables (`KEY=VALUE`, or `KEY` to take the value from the environment).
+    #[arg(long = "build-arg", value_name = "KEY=VALUE")]
+    pub build_args: Vec<String>,
+    /// The stage to build.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Target platform(s), comma-separated (`linux/amd64,linux/arm64`).
+    #[arg(long, value_delimiter = ',')]
+    pub platform: Vec<String>,
+    /// Labels to add to the image (`KEY=VALUE`).
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    /// Do not use the cache.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Output destination (`type=oci,dest=DIR`, `type=docker,dest=FILE`, `type=registry`).
+    #[arg(short = 'o', long = "output", value_name = "SPEC")]
+    pub outputs: Vec<String>,
+    /// Push the image to its registry (same as `--output type=registry`).
+    #[arg(long)]
+    pub push: bool,
+    /// Write the image digest to this file.
+    #[arg(long)]
+    pub iidfile: Option<PathBuf>,
+    /// Write build result metadata (JSON) to this file.
+    #[arg(long)]
+    pub metadata_file: Option<PathBuf>,
+    /// Timestamp for reproducible images (seconds since the epoch).
+    #[arg(long, env = "SOURCE_DATE_EPOCH")]
+    pub source_date_epoch: Option<i64>,
+    /// Additional named contexts (`name=oci-layout://DIR`, `name=docker-image://REF`, `name=DIR`).
+    #[arg(long = "build-context", value_name = "NAME=VALUE")]
+    pub build_contexts: Vec<String>,
+    /// Secrets for `RUN --mount=type=secret` (`id=ID,src=PATH` or `id=ID,env=VAR`).
+    #[arg(long = "secret", value_name = "SPEC")]
+    pub secrets: Vec<String>,
+    /// Progress output.
+    #[arg(long, value_enum, default_value_t = ProgressArg::Auto)]
+    pub progress: ProgressArg,
+    /// Registries to reach over plain HTTP or without TLS verification (loopback always is).
+    #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
+    pub insecure_registries: Vec<String>,
+}

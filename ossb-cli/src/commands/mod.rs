@@ -1,0 +1,81 @@
+//! One module per subcommand; each turns parsed arguments into library calls.
+
+mod build;
+mod dockerfile;
+
+use crate::args::Command;
+use ossb_core::{Error, ExitCode};
+
+/// Run a subcommand.
+pub fn run(command: Command) -> Result<(), Error> {
+    match command {
+        Command::Build(args) => build::run(args),
+        Command::Dockerfile(cmd) => dockerfile::run(cmd),
+        Command::Version => {
+            println!("ossb {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+    }
+}
+
+/// Read a file, or standard input for `-`, as UTF-8 text.
+pub fn read_text(path: &std::path::Path) -> Result<String, Error> {
+    use std::io::Read;
+    let mut text = String::new();
+    let res = if path.as_os_str() == "-" {
+        std::io::stdin().read_to_string(&mut text).map(|_| ())
+    } else {
+        std::fs::read_to_string(path).map(|t| text = t)
+    };
+    res.map_err(|e| {
+        Error::new(
+            ExitCode::Build,
+            format!("cannot read {}: {e} (check the -f path)", path.display()),
+        )
+    })?;
+    Ok(text)
+}
+
+/// Split `KEY=VALUE` build args; a bare `KEY` takes its value from the environment (and is
+/// skipped when unset), as docker does.
+pub fn parse_build_args(
+    items: &[String],
+) -> Result<std::collections::BTreeMap<String, String>, Error> {
+    let mut out = std::collections::BTreeMap::new();
+    for item in items {
+        match item.split_once('=') {
+            Some(("", _)) => {
+                return Err(Error::new(
+                    ExitCode::Configuration,
+                    format!("invalid --build-arg {item:?}: the name is empty"),
+                ));
+            }
+            Some((k, v)) => {
+                out.insert(k.to_string(), v.to_string());
+            }
+            None => {
+                if let Ok(v) = std::env::var(item) {
+                    out.insert(item.clone(), v);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Split `KEY=VALUE` pairs (labels); the value may be empty.
+pub fn parse_key_values(
+    flag: &str,
+    items: &[String],
+) -> Result<std::collections::BTreeMap<String, String>, Error> {
+    items
+        .iter()
+        .map(|item| match item.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+            _ => Err(Error::new(
+                ExitCode::Configuration,
+                format!("invalid {flag} {item:?}: expected KEY=VALUE"),
+            )),
+        })
+        .collect()
+}

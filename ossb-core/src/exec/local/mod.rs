@@ -1,0 +1,366 @@
+//! The local build backend: runs a [`BuildRequest`] on this machine into the content store.
+//!
+//! ```no_run
+//! use ossb_core::backend::{BuildBackend, BuildRequest, Output};
+//! use ossb_core::exec::local::LocalBackend;
+//! use ossb_core::progress::NoopSink;
+//!
+//! let mut request = BuildRequest::new("examples/hello");
+//! request.outputs.push(Output::Oci { dest: "hello-oci".into() });
+//! let outcome = LocalBackend::new().build(&request, &NoopSink)?;
+//! println!("{}", outcome.image_digest);
+//! # Ok::<(), ossb_core::Error>(())
+//! ```
+
+mod base;
+mod context;
+mod outputs;
+mod state;
+mod steps;
+
+pub use outputs::write_atomic;
+pub use state::StageState;
+
+use crate::backend::{BuildBackend, BuildOutcome, BuildRequest, DockerfileSource};
+use crate::dockerfile;
+use crate::error::{Error, ExitCode};
+use crate::exec::context::ContextScan;
+use crate::image::compress::Compression;
+use crate::image::layer::LayerOptions;
+use crate::image::oci::Platform;
+use crate::image::store::Store;
+use crate::plan::{self, PlanOptions, StageBase};
+use crate::ports::RegistryPort;
+use crate::progress::{ProgressEvent, ProgressSink, StepId};
+use crate::reference::Reference;
+use base::{Fetcher, classify};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+/// Builds images on this machine.
+pub struct LocalBackend {
+    store_root: Option<PathBuf>,
+    registry: Option<Arc<dyn RegistryPort>>,
+    compression: Compression,
+    jobs: usize,
+}
+
+impl Default for LocalBackend {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl LocalBackend {
+    /// A backend with the default store root, gzip layers and one job per core.
+    pub fn new() -> Self {
+        LocalBackend {
+            store_root: None,
+            registry: None,
+            compression: Compression::Gzip { level: 6 },
+            jobs: crate::image::compress::default_threads(),
+        }
+    }
+
+    /// Use the content store at `root` instead of the default.
+    pub fn with_store_root(mut self, root: impl Into<PathBuf>) -> Self {
+        self.store_root = Some(root.into());
+        self
+    }
+
+    /// Pull and push through this registry client.
+    pub fn with_registry(mut self, registry: Arc<dyn RegistryPort>) -> Self {
+        self.registry = Some(registry);
+        self
+    }
+
+    /// Layer compression.
+    pub fn with_compression(mut self, compression: Compression) -> Self {
+        self.compression = compression;
+        self
+    }
+
+    /// Parallelism for compression and uploads.
+    pub fn with_jobs(mut self, jobs: usize) -> Self {
+        self.jobs = jobs.max(1);
+        self
+    }
+}
+
+/// What every step of one build shares.
+pub(crate) struct BuildCtx<'a> {
+    pub store: &'a Store,
+    pub fetcher: Fetcher<'a>,
+    pub request: &'a BuildRequest,
+    pub scratch: &'a std::path::Path,
+    pub context: OnceLock<ContextScan>,
+    pub dockerfile_path: Option<PathBuf>,
+    /// RFC 3339 time written into history entries and the config.
+    pub created: String,
+    /// Seconds since the epoch for directories the build creates.
+    pub build_time: i64,
+    pub layer_opts: LayerOptions,
+    pub progress: &'a dyn ProgressSink,
+    pub jobs: usize,
+}
+
+impl BuildCtx<'_> {
+    /// The build context, scanned on first use (a build that never reads it never walks it).
+    pub fn context_scan(&self) -> Result<&ContextScan, Error> {
+        if let Some(scan) = self.context.get() {
+            return Ok(scan);
+        }
+        let ignore = context::ignore_file(&self.request.context, self.dockerfile_path.as_deref());
+        let matcher = context::load_matcher(ignore.as_deref())?;
+        let scan = context::scan(&self.request.context, matcher.as_ref())?;
+        Ok(self.context.get_or_init(|| scan))
+    }
+}
+
+fn read_dockerfile(request: &BuildRequest) -> Result<(String, String, Option<PathBuf>), Error> {
+    match &request.dockerfile {
+        DockerfileSource::Inline(text) => Ok((text.clone(), "Dockerfile".into(), None)),
+        DockerfileSource::Path(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                Error::new(
+                    ExitCode::Build,
+                    format!(
+                        "cannot read Dockerfile {}: {e} (check -f and the context path)",
+                        path.display()
+                    ),
+                )
+            })?;
+            Ok((text, path.display().to_string(), Some(path.clone())))
+        }
+    }
+}
+
+fn rfc3339(secs: i64) -> String {
+    chrono::DateTime::from_timestamp(secs, 0)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+impl BuildBackend for LocalBackend {
+    fn build(
+        &self,
+        request: &BuildRequest,
+        progress: &dyn ProgressSink,
+    ) -> Result<BuildOutcome, Error> {
+        let started = Instant::now();
+        let result = self.build_inner(request, progress);
+        let (success, digest, ops, hits, error) = match &result {
+            Ok(o) => (
+                true,
+                Some(o.image_digest.clone()),
+                o.operations,
+                o.cache_hits,
+                None,
+            ),
+            Err(e) => (false, None, 0, 0, Some(e.to_string())),
+        };
+        progress.event(&ProgressEvent::BuildFinished {
+            success,
+            digest,
+            operations: ops,
+            cache_hits: hits,
+            duration: started.elapsed(),
+            error,
+        });
+        progress.finish();
+        result
+    }
+}
+
+impl LocalBackend {
+    fn build_inner(
+        &self,
+        request: &BuildRequest,
+        progress: &dyn ProgressSink,
+    ) -> Result<BuildOutcome, Error> {
+        let (text, name, dockerfile_path) = read_dockerfile(request)?;
+        let ast = dockerfile::parse(&text).map_err(|e| Error::from(e.with_file(name)))?;
+        for w in &ast.warnings {
+            progress.event(&ProgressEvent::Warning {
+                message: format!("{} (line {:?}): {}", w.short, w.lines, w.detail),
+            });
+        }
+        if request.platforms.len() > 1 {
+            return Err(Error::new(
+                ExitCode::Configuration,
+                "building several platforms at once is not supported yet; run one build per --platform",
+            ));
+        }
+        let host = Platform::host();
+        let platform = match request.platforms.first() {
+            Some(p) => Platform::parse(p)?.normalize(),
+            None => host.clone(),
+        };
+        let opts = PlanOptions {
+            build_args: request.build_args.clone(),
+            target: request.target.clone(),
+            build_platform: host.to_string(),
+            target_platform: platform.to_string(),
+        };
+        let graph = plan::plan(&ast, &opts)?;
+        let tags: Vec<Reference> = request
+            .tags
+            .iter()
+            .map(|t| Reference::parse(t))
+            .collect::<Result<_, _>>()?;
+
+        let store = match &self.store_root {
+            Some(root) => Store::open(root)?,
+            None => Store::open_default()?,
+        };
+        let _lock = store.lock(false)?;
+        let scratch = tempfile::Builder::new()
+            .prefix("build-")
+            .tempdir_in(store.root().join("tmp"))
+            .map_err(|e| {
+                Error::new(
+                    ExitCode::Resource,
+                    format!("cannot create a temp dir in the store: {e}"),
+                )
+            })?;
+        let now = request
+            .source_date_epoch
+            .unwrap_or_else(|| chrono::Utc::now().timestamp());
+        let ctx = BuildCtx {
+            store: &store,
+            fetcher: Fetcher {
+                store: &store,
+                registry: self.registry.as_deref(),
+                platform: &platform,
+                progress,
+            },
+            request,
+            scratch: scratch.path(),
+            context: OnceLock::new(),
+            dockerfile_path,
+            created: rfc3339(now),
+            build_time: now,
+            layer_opts: LayerOptions {
+                compression: self.compression,
+                threads: self.jobs,
+                source_date_epoch: request.source_date_epoch,
+                docker_media_types: false,
+            },
+            progress,
+            jobs: self.jobs,
+        };
+
+        let order = graph.build_order();
+        let total_steps: usize = order
+            .iter()
+            .map(|i| graph.stages[*i].instructions.len() + 1)
+            .sum();
+        progress.event(&ProgressEvent::BuildStarted {
+            build_id: format!("{:x}", started_nanos()),
+            platforms: vec![platform.to_string()],
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            total_steps,
+        });
+
+        let mut done: BTreeMap<usize, StageState> = BTreeMap::new();
+        let mut operations = 0usize;
+        for &index in &order {
+            let stage = &graph.stages[index];
+            let plat = platform.to_string();
+            progress.event(&ProgressEvent::StageStarted {
+                platform: plat.clone(),
+                stage: index,
+                name: stage.display_name.clone(),
+            });
+            let step_started = Instant::now();
+            let from_id = StepId {
+                platform: plat.clone(),
+                stage: index,
+                step: 0,
+            };
+            progress.event(&ProgressEvent::StepStarted {
+                id: from_id.clone(),
+                operation: "FROM".into(),
+                description: format!("FROM {}", stage.base_name),
+            });
+            let mut state = match &stage.base {
+                StageBase::Scratch => StageState::scratch(&platform),
+                StageBase::Stage(i) => done.get(i).cloned().ok_or_else(|| {
+                    Error::new(
+                        ExitCode::General,
+                        format!("stage {i} was not built before stage {index}"),
+                    )
+                })?,
+                StageBase::Image(name) => ctx
+                    .fetcher
+                    .stage_state(&classify(name, &request.build_contexts)?)?,
+            };
+            state.cmd_set = false;
+            operations += 1;
+            progress.event(&ProgressEvent::StepFinished {
+                id: from_id,
+                cache_hit: false,
+                duration: step_started.elapsed(),
+                bytes: 0,
+            });
+            for (n, step) in stage.instructions.iter().enumerate() {
+                let id = StepId {
+                    platform: plat.clone(),
+                    stage: index,
+                    step: n + 1,
+                };
+                let t = Instant::now();
+                progress.event(&ProgressEvent::StepStarted {
+                    id: id.clone(),
+                    operation: step.instruction.keyword().to_uppercase(),
+                    description: step.text(),
+                });
+                let result = steps::execute(&ctx, &mut state, step, &done).map_err(|e| {
+                    Error::new(
+                        e.exit_code(),
+                        format!("stage {} line {}: {}", stage.display_name, step.line, e),
+                    )
+                })?;
+                operations += 1;
+                progress.event(&ProgressEvent::StepFinished {
+                    id,
+                    cache_hit: false,
+                    duration: t.elapsed(),
+                    bytes: result.bytes,
+                });
+            }
+            progress.event(&ProgressEvent::StageFinished {
+                platform: plat,
+                stage: index,
+            });
+            done.insert(index, state);
+        }
+
+        let mut final_state = done
+            .remove(&graph.target)
+            .ok_or_else(|| Error::new(ExitCode::General, "the target stage was not built"))?;
+        let config = final_state.builder.config_mut();
+        config.created = Some(ctx.created.clone());
+        for (k, v) in &request.labels {
+            config.config.labels.insert(k.clone(), v.clone());
+        }
+        let image = final_state.builder.write(&store)?;
+        outputs::deliver(&ctx, &image, &tags)?;
+        Ok(BuildOutcome {
+            image_digest: image.manifest.digest.to_string(),
+            config_digest: Some(image.config.digest.to_string()),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            operations,
+            cache_hits: 0,
+        })
+    }
+}
+
+fn started_nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default()
+}

@@ -1,0 +1,645 @@
+//! Executing one build step against a stage's state: metadata instructions change the config,
+//! COPY/ADD/WORKDIR produce layers from entries, RUN goes to the sandbox.
+
+use super::BuildCtx;
+use super::base::{ImageSource, classify, manifest_layers, materialize};
+use super::state::StageState;
+use crate::error::{Error, ExitCode};
+use crate::exec::archive_src::{ArchiveTarget, archive_entries};
+use crate::exec::context::{ContextScan, scan_context};
+use crate::exec::copy::{CopyRequest, copy_entries};
+use crate::exec::fsindex::NodeKind;
+use crate::exec::{Chmod, Root, resolve_user};
+use crate::image::entry::{Entry, EntryKind, Source};
+use crate::image::layer::write_layer;
+use crate::image::oci::{Empty, Healthcheck, History};
+use crate::plan::instructions::{Add, Copy, Instruction};
+use crate::plan::{StageBase, Step};
+use std::collections::BTreeMap;
+
+/// What a step produced.
+#[derive(Debug, Default)]
+pub struct StepResult {
+    /// Uncompressed bytes of the layer it added (0 for metadata steps).
+    pub bytes: u64,
+}
+
+fn history(ctx: &BuildCtx<'_>, created_by: String) -> History {
+    History {
+        created: Some(ctx.created.clone()),
+        created_by: Some(created_by),
+        ..History::default()
+    }
+}
+
+/// Go's `%q` of a string slice: `["a" "b"]`, as BuildKit writes CMD/ENTRYPOINT history.
+fn go_quoted_list(items: &[String]) -> String {
+    let inner: Vec<String> = items
+        .iter()
+        .map(|s| crate::dockerfile::dump::go_quote(s))
+        .collect();
+    format!("[{}]", inner.join(" "))
+}
+
+fn pairs_text(pairs: &[crate::plan::instructions::KeyValue]) -> String {
+    pairs
+        .iter()
+        .map(|kv| format!("{}={}", kv.key, kv.value))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn set_env(env: &mut Vec<String>, key: &str, value: &str) {
+    let entry = format!("{key}={value}");
+    match env
+        .iter_mut()
+        .find(|e| e.split_once('=').map(|(k, _)| k) == Some(key))
+    {
+        Some(slot) => *slot = entry,
+        None => env.push(entry),
+    }
+}
+
+/// The image's default shell, or `/bin/sh -c`.
+fn shell_of(state: &StageState) -> Vec<String> {
+    let shell = &state.builder.config().config.shell;
+    if shell.is_empty() {
+        vec!["/bin/sh".into(), "-c".into()]
+    } else {
+        shell.clone()
+    }
+}
+
+/// Absolute, lexically clean path for `path` relative to `workdir`.
+fn abs_path(workdir: &str, path: &str) -> String {
+    let joined = if path.starts_with('/') {
+        path.to_string()
+    } else {
+        format!("{workdir}/{path}")
+    };
+    let mut parts: Vec<&str> = Vec::new();
+    for p in joined.split('/') {
+        match p {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+fn workdir_of(state: &StageState) -> String {
+    let wd = &state.builder.config().config.working_dir;
+    if wd.is_empty() {
+        "/".into()
+    } else {
+        wd.clone()
+    }
+}
+
+/// Resolve `user[:group]` against the image's `/etc/passwd` and `/etc/group` as indexed.
+fn resolve_owner(ctx: &BuildCtx<'_>, state: &StageState, spec: &str) -> Result<(u32, u32), Error> {
+    let numeric = spec
+        .split(':')
+        .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    if numeric {
+        return resolve_user(None, spec).map_err(Error::from);
+    }
+    // Lay the two small files out in a private dir so the one resolver reads them beneath a root.
+    let dir = tempfile::Builder::new()
+        .prefix("passwd-")
+        .tempdir_in(ctx.scratch)
+        .map_err(|e| Error::new(ExitCode::Resource, format!("cannot create a temp dir: {e}")))?;
+    std::fs::create_dir(dir.path().join("etc"))
+        .map_err(|e| Error::new(ExitCode::Resource, format!("cannot create a temp dir: {e}")))?;
+    for file in ["etc/passwd", "etc/group"] {
+        if let Some(bytes) = state.index.captured(file) {
+            std::fs::write(dir.path().join(file), bytes).map_err(|e| {
+                Error::new(ExitCode::Resource, format!("cannot write a temp file: {e}"))
+            })?;
+        }
+    }
+    let root = Root::open_host(dir.path())?;
+    Ok(resolve_user(Some(&root), spec)?)
+}
+
+/// Resolve the destination's parent directories through the image's symlinks, keeping a
+/// trailing slash (it changes COPY's meaning).
+fn resolve_dest(state: &StageState, dest_abs: &str, trailing_slash: bool) -> Result<String, Error> {
+    let resolved = state
+        .index
+        .resolve(dest_abs, false)
+        .map_err(|e| Error::new(ExitCode::Build, e.to_string()))?;
+    let (parent, name) = match resolved.rsplit_once('/') {
+        Some((p, n)) => (p.to_string(), n.to_string()),
+        None => (String::new(), resolved.clone()),
+    };
+    let parent = state
+        .index
+        .resolve(&format!("/{parent}"), true)
+        .map_err(|e| Error::new(ExitCode::Build, e.to_string()))?;
+    let mut out = if name.is_empty() {
+        format!("/{parent}")
+    } else if parent.is_empty() {
+        format!("/{name}")
+    } else {
+        format!("/{parent}/{name}")
+    };
+    // A destination that is a symlink to a directory in the image is followed (Docker does).
+    if let Ok(full) = state.index.resolve(&out, true)
+        && matches!(state.index.get(&full).map(|n| &n.kind), Some(NodeKind::Dir))
+    {
+        out = format!("/{full}");
+    }
+    if trailing_slash && !out.ends_with('/') {
+        out.push('/');
+    }
+    Ok(out)
+}
+
+/// Write entries as a layer, record it, and update the index.
+fn commit_layer(
+    ctx: &BuildCtx<'_>,
+    state: &mut StageState,
+    entries: Vec<Entry>,
+    created_by: String,
+) -> Result<StepResult, Error> {
+    state.index.apply_entries(&entries);
+    let info = write_layer(ctx.store, entries, &ctx.layer_opts)?;
+    let bytes = info.uncompressed_size;
+    state.builder.add_layer(&info, history(ctx, created_by));
+    Ok(StepResult { bytes })
+}
+
+/// Entries for the directory `path` and its missing parents (WORKDIR, COPY heredocs).
+fn mkdir_entries(state: &StageState, path: &str, owner: (u32, u32), mtime: i64) -> Vec<Entry> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    for part in path.split('/').filter(|p| !p.is_empty()) {
+        cur = if cur.is_empty() {
+            part.to_string()
+        } else {
+            format!("{cur}/{part}")
+        };
+        if state.index.get(&cur).is_none() {
+            out.push(Entry {
+                path: cur.clone(),
+                kind: EntryKind::Dir,
+                mode: 0o755,
+                uid: owner.0,
+                gid: owner.1,
+                mtime,
+                mtime_nsec: 0,
+                xattrs: BTreeMap::new(),
+            });
+        }
+    }
+    out
+}
+
+/// The files a COPY/ADD reads from: the build context, a stage, an image or a named context.
+enum SourceTree {
+    Context,
+    /// A scan of another tree; the temp dir (if any) holds its files until the step is done.
+    Scanned(ContextScan, #[allow(dead_code)] Option<tempfile::TempDir>),
+}
+
+fn source_tree(
+    ctx: &BuildCtx<'_>,
+    step: &Step,
+    from: Option<&str>,
+    done: &BTreeMap<usize, StageState>,
+) -> Result<(SourceTree, String), Error> {
+    let Some(from) = from else {
+        return Ok((SourceTree::Context, "build context".into()));
+    };
+    let layers = match &step.copy_from {
+        Some(StageBase::Stage(i)) => {
+            let stage = done.get(i).ok_or_else(|| {
+                Error::new(
+                    ExitCode::General,
+                    format!("stage {i} was not built before it was used"),
+                )
+            })?;
+            let built = stage.builder.write(ctx.store)?;
+            let manifest = crate::image::layout::read_manifest(ctx.store, &built.manifest)?;
+            manifest_layers(&manifest)
+        }
+        Some(StageBase::Scratch) => Vec::new(),
+        _ => match classify(from, &ctx.request.build_contexts)? {
+            ImageSource::Directory(dir) => {
+                let scan = scan_context(&dir, &|_, _| false)?;
+                return Ok((
+                    SourceTree::Scanned(scan, None),
+                    format!("build context {from}"),
+                ));
+            }
+            source => manifest_layers(&ctx.fetcher.image(&source)?.manifest),
+        },
+    };
+    let dir = materialize(ctx.store, &layers, ctx.scratch)?;
+    let scan = scan_context(dir.path(), &|_, _| false)?;
+    Ok((
+        SourceTree::Scanned(scan, Some(dir)),
+        format!("stage {from}"),
+    ))
+}
+
+struct CopyOptions<'a> {
+    sources: &'a [String],
+    heredocs: &'a [crate::plan::instructions::SourceContent],
+    dest: &'a str,
+    from: Option<&'a str>,
+    chown: Option<&'a str>,
+    chmod: Option<&'a str>,
+    link: bool,
+    parents: bool,
+    excludes: &'a [String],
+    unpack_archives: bool,
+}
+
+fn copy_like(
+    ctx: &BuildCtx<'_>,
+    state: &mut StageState,
+    step: &Step,
+    opts: CopyOptions<'_>,
+    done: &BTreeMap<usize, StageState>,
+) -> Result<StepResult, Error> {
+    let workdir = workdir_of(state);
+    let owner = match opts.chown {
+        Some(spec) => Some(resolve_owner(ctx, state, spec)?),
+        None => None,
+    };
+    let chmod = opts
+        .chmod
+        .map(Chmod::parse)
+        .transpose()
+        .map_err(|e| Error::new(ExitCode::Build, format!("line {}: {e}", step.line)))?;
+    let dest_abs = abs_path(&workdir, opts.dest);
+    let trailing = opts.dest.ends_with('/') || opts.dest.ends_with("/.") || opts.dest == ".";
+    let dest = resolve_dest(state, &dest_abs, trailing)?;
+    let excluder = if opts.excludes.is_empty() {
+        None
+    } else {
+        Some(
+            crate::dockerignore::PatternMatcher::new(opts.excludes).map_err(|e| {
+                Error::new(
+                    ExitCode::Build,
+                    format!("line {}: invalid --exclude pattern: {e}", step.line),
+                )
+            })?,
+        )
+    };
+    let exclude_fn = |rel: &str, _is_dir: bool| -> bool {
+        excluder
+            .as_ref()
+            .is_some_and(|m| m.matches_or_parent_matches(rel).unwrap_or(false))
+    };
+    let index = &state.index;
+    let base_has_dir = |p: &str| matches!(index.get(p).map(|n| &n.kind), Some(NodeKind::Dir));
+    let mut entries: Vec<Entry> = Vec::new();
+
+    if !opts.heredocs.is_empty() {
+        // `COPY <<EOF dest`: each heredoc is a file named after its delimiter.
+        let dir_dest = opts.heredocs.len() > 1 || trailing;
+        let dest_rel = dest.trim_matches('/').to_string();
+        let (uid, gid) = owner.unwrap_or((0, 0));
+        for doc in opts.heredocs {
+            let path = if dir_dest || base_has_dir(&dest_rel) {
+                format!("{dest_rel}/{}", doc.path)
+                    .trim_start_matches('/')
+                    .to_string()
+            } else {
+                dest_rel.clone()
+            };
+            let parent = path.rsplit_once('/').map(|(p, _)| p).unwrap_or("");
+            for e in mkdir_entries(state, parent, (0, 0), ctx.build_time) {
+                if !entries.iter().any(|x| x.path == e.path) {
+                    entries.push(e);
+                }
+            }
+            let mode = chmod
+                .as_ref()
+                .map(|c| c.apply(0o644, false))
+                .unwrap_or(0o644);
+            entries.push(Entry {
+                path,
+                kind: EntryKind::File {
+                    size: doc.data.len() as u64,
+                    source: Source::Bytes(doc.data.clone().into_bytes()),
+                },
+                mode,
+                uid,
+                gid,
+                mtime: ctx.build_time,
+                mtime_nsec: 0,
+                xattrs: BTreeMap::new(),
+            });
+        }
+    }
+
+    if !opts.sources.is_empty() {
+        let (tree, context_name) = source_tree(ctx, step, opts.from, done)?;
+        let scan = match &tree {
+            SourceTree::Context => ctx.context_scan()?,
+            SourceTree::Scanned(scan, _) => scan,
+        };
+        // ADD auto-extracts local tar archives (not with --from, like BuildKit).
+        let (archives, plain): (Vec<String>, Vec<String>) =
+            if opts.unpack_archives && opts.from.is_none() {
+                opts.sources
+                    .iter()
+                    .cloned()
+                    .partition(|s| is_local_archive(scan, s))
+            } else {
+                (Vec::new(), opts.sources.to_vec())
+            };
+        if !plain.is_empty() {
+            let req = CopyRequest {
+                sources: &plain,
+                dest: &dest,
+                workdir: &workdir,
+                owner,
+                keep_owner: opts.from.is_some(),
+                chmod: chmod.as_ref(),
+                exclude: if excluder.is_some() {
+                    Some(&exclude_fn)
+                } else {
+                    None
+                },
+                parents: opts.parents,
+                link: opts.link,
+                base_has_dir: Some(&base_has_dir),
+                build_time: ctx.build_time,
+                context_name: &context_name,
+            };
+            entries.extend(copy_entries(scan, &req)?);
+        }
+        for archive in &archives {
+            let file = std::fs::File::open(scan.host_path(archive.trim_start_matches("./")))
+                .map_err(|e| Error::new(ExitCode::Build, format!("ADD {archive}: {e}")))?;
+            let target = ArchiveTarget {
+                dest: dest.trim_matches('/'),
+                owner,
+                build_time: ctx.build_time,
+                scratch: ctx.scratch,
+            };
+            entries.extend(archive_entries(file, &target)?);
+        }
+        drop(tree);
+    }
+    entries.sort_by(|a, b| a.path.cmp(&b.path));
+    entries.dedup_by(|a, b| {
+        a.path == b.path && matches!(a.kind, EntryKind::Dir) && matches!(b.kind, EntryKind::Dir)
+    });
+    let created_by = format!("{} # buildkit", step.text());
+    commit_layer(ctx, state, entries, created_by)
+}
+
+/// Whether `src` names a regular file in the scan that starts like a tar archive.
+fn is_local_archive(scan: &ContextScan, src: &str) -> bool {
+    use std::io::Read;
+    if src.contains("://") || crate::exec::glob::has_wildcard(src) {
+        return false;
+    }
+    let rel = src.trim_start_matches("./").trim_start_matches('/');
+    let Some(f) = scan.get(rel) else { return false };
+    if f.kind != crate::exec::ContextKind::File {
+        return false;
+    }
+    let Ok(file) = std::fs::File::open(scan.host_path(rel)) else {
+        return false;
+    };
+    let Ok((_, mut reader)) = crate::exec::compress::decompress(file) else {
+        return false;
+    };
+    let mut block = [0u8; 512];
+    let mut n = 0;
+    while n < block.len() {
+        match reader.read(&mut block[n..]) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => n += k,
+        }
+    }
+    n == 512 && &block[257..262] == b"ustar"
+}
+
+fn check_add_sources(add: &Add, line: usize) -> Result<(), Error> {
+    for src in &add.sources.source_paths {
+        if src.starts_with("http://") || src.starts_with("https://") {
+            return Err(Error::new(
+                ExitCode::Build,
+                format!(
+                    "line {line}: ADD {src}: downloading URLs is not supported yet; download the file into the context and COPY it"
+                ),
+            ));
+        }
+        if src.starts_with("git@") || src.ends_with(".git") || src.contains(".git#") {
+            return Err(Error::new(
+                ExitCode::Build,
+                format!(
+                    "line {line}: ADD {src}: git sources are not supported yet; clone the repository into the context and COPY it"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Execute one step.
+pub fn execute(
+    ctx: &BuildCtx<'_>,
+    state: &mut StageState,
+    step: &Step,
+    done: &BTreeMap<usize, StageState>,
+) -> Result<StepResult, Error> {
+    let text = step.text();
+    let meta = |state: &mut StageState| state.builder.add_empty_history(history(ctx, text.clone()));
+    match &step.instruction {
+        Instruction::From(_) | Instruction::Arg(_) => Ok(StepResult::default()),
+        Instruction::Env(env) => {
+            let cfg = &mut state.builder.config_mut().config;
+            for kv in &env.pairs {
+                set_env(&mut cfg.env, &kv.key, &kv.value);
+            }
+            // BuildKit records the expanded pairs, unquoted.
+            state
+                .builder
+                .add_empty_history(history(ctx, format!("ENV {}", pairs_text(&env.pairs))));
+            Ok(StepResult::default())
+        }
+        Instruction::Label(label) => {
+            let cfg = &mut state.builder.config_mut().config;
+            for kv in &label.pairs {
+                cfg.labels.insert(kv.key.clone(), kv.value.clone());
+            }
+            state
+                .builder
+                .add_empty_history(history(ctx, format!("LABEL {}", pairs_text(&label.pairs))));
+            Ok(StepResult::default())
+        }
+        Instruction::Expose(expose) => {
+            let cfg = &mut state.builder.config_mut().config;
+            for port in &expose.ports {
+                cfg.exposed_ports.insert(port.clone(), Empty {});
+            }
+            meta(state);
+            Ok(StepResult::default())
+        }
+        Instruction::User(user) => {
+            state.builder.config_mut().config.user = user.user.clone();
+            meta(state);
+            Ok(StepResult::default())
+        }
+        Instruction::Volume(volume) => {
+            let cfg = &mut state.builder.config_mut().config;
+            for p in &volume.paths {
+                cfg.volumes.insert(p.clone(), Empty {});
+            }
+            meta(state);
+            Ok(StepResult::default())
+        }
+        Instruction::StopSignal(s) => {
+            state.builder.config_mut().config.stop_signal = s.signal.clone();
+            meta(state);
+            Ok(StepResult::default())
+        }
+        Instruction::Maintainer(m) => {
+            state.builder.config_mut().author = Some(m.name.clone());
+            meta(state);
+            Ok(StepResult::default())
+        }
+        Instruction::Shell(s) => {
+            state.builder.config_mut().config.shell = s.shell.clone();
+            meta(state);
+            Ok(StepResult::default())
+        }
+        Instruction::Onbuild(o) => {
+            state
+                .builder
+                .config_mut()
+                .config
+                .on_build
+                .push(o.expression.clone());
+            meta(state);
+            Ok(StepResult::default())
+        }
+        Instruction::Cmd(cmd) => {
+            let args = if cmd.prepend_shell {
+                let mut a = shell_of(state);
+                a.extend(cmd.args.iter().cloned());
+                a
+            } else {
+                cmd.args.clone()
+            };
+            state
+                .builder
+                .add_empty_history(history(ctx, format!("CMD {}", go_quoted_list(&args))));
+            state.builder.config_mut().config.cmd = args;
+            state.cmd_set = true;
+            Ok(StepResult::default())
+        }
+        Instruction::Entrypoint(ep) => {
+            let args = if ep.prepend_shell {
+                let mut a = shell_of(state);
+                a.extend(ep.args.iter().cloned());
+                a
+            } else {
+                ep.args.clone()
+            };
+            state.builder.add_empty_history(history(
+                ctx,
+                format!("ENTRYPOINT {}", go_quoted_list(&args)),
+            ));
+            let cfg = &mut state.builder.config_mut().config;
+            cfg.entrypoint = args;
+            // An ENTRYPOINT resets a CMD inherited from the base image (Docker's rule).
+            if !state.cmd_set {
+                cfg.cmd = Vec::new();
+            }
+            Ok(StepResult::default())
+        }
+        Instruction::Healthcheck(hc) => {
+            let created_by = hc.history_created_by();
+            let cfg = &mut state.builder.config_mut().config;
+            cfg.healthcheck = Some(Healthcheck {
+                test: hc.test.clone(),
+                interval: hc.interval_ns,
+                timeout: hc.timeout_ns,
+                start_period: hc.start_period_ns,
+                start_interval: hc.start_interval_ns,
+                retries: hc.retries,
+            });
+            state.builder.add_empty_history(history(ctx, created_by));
+            Ok(StepResult::default())
+        }
+        Instruction::Workdir(w) => {
+            let path = abs_path(&workdir_of(state), &w.path);
+            state.builder.config_mut().config.working_dir = path.clone();
+            let resolved = state
+                .index
+                .resolve(&path, true)
+                .map_err(|e| Error::new(ExitCode::Build, e.to_string()))?;
+            let user = state.builder.config().config.user.clone();
+            let owner = if user.is_empty() {
+                (0, 0)
+            } else {
+                resolve_owner(ctx, state, &user)?
+            };
+            let entries = mkdir_entries(state, &resolved, owner, ctx.build_time);
+            if entries.is_empty() {
+                meta(state);
+                return Ok(StepResult::default());
+            }
+            commit_layer(ctx, state, entries, format!("{text} # buildkit"))
+        }
+        Instruction::Copy(c) => copy_step(ctx, state, step, c, done),
+        Instruction::Add(a) => {
+            check_add_sources(a, step.line)?;
+            let opts = CopyOptions {
+                sources: &a.sources.source_paths,
+                heredocs: &a.sources.source_contents,
+                dest: &a.sources.dest,
+                from: None,
+                chown: a.chown.as_deref(),
+                chmod: a.chmod.as_deref(),
+                link: a.link,
+                parents: false,
+                excludes: &a.excludes,
+                unpack_archives: a.unpack.unwrap_or(true),
+            };
+            copy_like(ctx, state, step, opts, done)
+        }
+        Instruction::Run(_) => Err(Error::new(
+            ExitCode::Build,
+            format!(
+                "line {}: RUN steps need the sandbox, which this build of ossb does not include yet",
+                step.line
+            ),
+        )),
+    }
+}
+
+fn copy_step(
+    ctx: &BuildCtx<'_>,
+    state: &mut StageState,
+    step: &Step,
+    c: &Copy,
+    done: &BTreeMap<usize, StageState>,
+) -> Result<StepResult, Error> {
+    let opts = CopyOptions {
+        sources: &c.sources.source_paths,
+        heredocs: &c.sources.source_contents,
+        dest: &c.sources.dest,
+        from: c.from.as_deref(),
+        chown: c.chown.as_deref(),
+        chmod: c.chmod.as_deref(),
+        link: c.link,
+        parents: c.parents,
+        excludes: &c.excludes,
+        unpack_archives: false,
+    };
+    copy_like(ctx, state, step, opts, done)
+}
