@@ -578,7 +578,7 @@ pub(crate) fn classify(registry: &str, operation: &str, e: &reqwest::Error) -> R
     let detail = error_chain(e);
     let operation = operation.to_string();
     let registry = registry.to_string();
-    if is_tls(e) {
+    if is_tls(e) || looks_like_tls(&detail) {
         RegistryError::Tls {
             registry,
             operation,
@@ -610,6 +610,22 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
         cur = s.source();
     }
     parts.join(": ")
+}
+
+/// rustls errors do not always survive the connector's error boxing as a typed source, so
+/// their messages are recognised too.
+fn looks_like_tls(detail: &str) -> bool {
+    [
+        "invalid peer certificate",
+        "peer is incompatible",
+        "peer misbehaved",
+        "received corrupt message",
+        "handshake",
+        "InvalidContentType",
+        "alert received",
+    ]
+    .iter()
+    .any(|needle| detail.contains(needle))
 }
 
 fn is_tls(e: &(dyn std::error::Error + 'static)) -> bool {

@@ -30,7 +30,9 @@ pub fn build_image(dir: &Path, marker: &str) -> TestImage {
         header.set_mode(0o644);
         header.set_mtime(0);
         header.set_cksum();
-        builder.append_data(&mut header, "hello.txt", content.as_bytes()).expect("tar append");
+        builder
+            .append_data(&mut header, "hello.txt", content.as_bytes())
+            .expect("tar append");
         builder.finish().expect("tar finish");
     }
     let diff_id = Digest::sha256_of(&tar_bytes);
@@ -99,7 +101,15 @@ pub fn skopeo_inspect(image: &str, creds: Option<(&str, &str)>) -> serde_json::V
     if let Some((u, p)) = creds {
         cmd.arg("--creds").arg(format!("{u}:{p}"));
     }
-    let out = cmd.arg(format!("docker://{image}")).env_remove("REGISTRY_AUTH_FILE").output().expect("run skopeo");
-    assert!(out.status.success(), "skopeo inspect {image} failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = cmd
+        .arg(format!("docker://{image}"))
+        .env_remove("REGISTRY_AUTH_FILE")
+        .output()
+        .expect("run skopeo");
+    assert!(
+        out.status.success(),
+        "skopeo inspect {image} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("skopeo json")
 }
