@@ -11,7 +11,7 @@
 //! * [`RegistryConfig`]: YAML configuration with per-host settings and pull mirrors.
 
 pub mod auth;
-mod blob;
+pub mod blob;
 pub mod blocking;
 pub mod client;
 pub mod config;
@@ -19,7 +19,7 @@ pub mod credentials;
 pub mod digest;
 pub mod error;
 pub mod manifest;
-pub mod tls;
+mod tls;
 pub mod upload;
 
 pub use blocking::BlockingRegistryClient;
