@@ -1,1 +1,33 @@
-//! ossb-registry: see README.md (to be filled in).
+//! OSSB registry adapter: an OCI distribution client of our own on reqwest.
+//!
+//! * [`RegistryClient`] (async) and [`BlockingRegistryClient`] (owns a tokio runtime, for the
+//!   synchronous core): manifests, blobs (streamed and digest-verified), uploads (monolithic or
+//!   chunked, from files), cross-repository mounts;
+//! * authentication: anonymous, basic, and bearer tokens from `WWW-Authenticate` challenges,
+//!   cached per repository scope until expiry, with one re-authentication on 401;
+//! * transport: HTTPS with system roots plus per-host CA files, insecure registries over HTTP
+//!   or unverified HTTPS (loopback is insecure by default, as in Docker), bounded retries with
+//!   exponential backoff, redirects that drop `Authorization` on a host change;
+//! * [`RegistryConfig`]: YAML configuration with per-host settings and pull mirrors.
+
+pub mod auth;
+pub mod blob;
+pub mod blocking;
+pub mod client;
+pub mod config;
+pub mod credentials;
+pub mod digest;
+pub mod error;
+pub mod manifest;
+mod tls;
+pub mod upload;
+
+pub use blocking::BlockingRegistryClient;
+pub use client::RegistryClient;
+pub use config::{HostConfig, RegistryConfig, TransferSettings};
+pub use credentials::{CredentialProvider, Credentials, StaticCredentials};
+pub use digest::Digest;
+pub use error::RegistryError;
+pub use manifest::ManifestInfo;
+pub use ossb_core::reference::Reference;
+pub use upload::MountOutcome;

@@ -12,4 +12,4 @@ mod tools;
 
 pub use registry::{Registry, RegistryStartError};
 pub use rootfs::{BUSYBOX_APPLETS, busybox_rootfs};
-pub use tools::{find_tool, require_tool, require_real};
+pub use tools::{find_tool, require_real, require_tool};

@@ -148,7 +148,9 @@ impl Registry {
                 }
             }
         }
-        Err(RegistryStartError(format!("registry did not start: {last}")))
+        Err(RegistryStartError(format!(
+            "registry did not start: {last}"
+        )))
     }
 
     /// Waits until `/v2/` answers (200 plain, 401 with auth), at most 15 s.
@@ -196,7 +198,9 @@ impl Drop for Registry {
 
 fn free_port() -> Result<u16, RegistryStartError> {
     let l = TcpListener::bind("127.0.0.1:0").map_err(io_err("finding a free port"))?;
-    Ok(l.local_addr().map_err(io_err("finding a free port"))?.port())
+    Ok(l.local_addr()
+        .map_err(io_err("finding a free port"))?
+        .port())
 }
 
 fn write_config(dir: &Path, addr: &str, tls_auth: bool) -> Result<(), RegistryStartError> {
@@ -227,18 +231,54 @@ fn make_certs(dir: &Path) -> Result<PathBuf, RegistryStartError> {
     .map_err(io_err("writing the openssl extension file"))?;
     let steps: [&[&str]; 3] = [
         &[
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256", "-days", "2",
-            "-subj", "/CN=ossb-test-ca", "-keyout", "ca.key", "-out", "ca.crt",
-            "-addext", "basicConstraints=critical,CA:TRUE",
-            "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-sha256",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=ossb-test-ca",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
         ],
         &[
-            "req", "-newkey", "rsa:2048", "-nodes", "-sha256", "-subj", "/CN=127.0.0.1",
-            "-keyout", "server.key", "-out", "server.csr",
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-sha256",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
         ],
         &[
-            "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-            "-CAcreateserial", "-days", "2", "-sha256", "-extfile", "ext.cnf", "-out",
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-sha256",
+            "-extfile",
+            "ext.cnf",
+            "-out",
             "server.crt",
         ],
     ];

@@ -5,9 +5,8 @@ use std::path::{Path, PathBuf};
 /// True when missing tools must fail tests instead of skipping them (`OSSB_REQUIRE_REAL=1`, or
 /// `CI` set to anything but `false`/`0`/empty).
 pub fn require_real() -> bool {
-    let set = |name: &str| {
-        std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
-    };
+    let set =
+        |name: &str| std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0" && v != "false");
     set("OSSB_REQUIRE_REAL") || set("CI")
 }
 

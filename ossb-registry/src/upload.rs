@@ -1,0 +1,318 @@
+//! Blob upload (monolithic PUT or chunked PATCH, streamed from a file) and cross-repository
+//! mounts.
+
+use std::io::{Seek as _, SeekFrom};
+use std::path::Path;
+
+use ossb_core::reference::Reference;
+use reqwest::StatusCode;
+use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
+use tokio::io::AsyncReadExt as _;
+use url::Url;
+
+use crate::auth::Scope;
+use crate::client::{HostState, RegistryClient, join, protocol, status_error};
+use crate::digest::{Algorithm, Digest, DigestHasher};
+use crate::error::{RegistryError, Result};
+
+/// Read buffer for streaming files.
+const READ_BUF: usize = 256 << 10;
+
+/// What [`RegistryClient::mount_blob`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MountOutcome {
+    /// The registry linked the blob from the other repository; nothing was uploaded.
+    Mounted,
+    /// The registry declined the mount, and the blob was uploaded from the fallback file.
+    Uploaded,
+    /// The registry declined the mount and no fallback file was given.
+    NotMounted,
+}
+
+impl RegistryClient {
+    /// Uploads a file as a blob of the reference's repository and returns its sha256 digest.
+    /// Skips the upload when the registry already has the blob. The file is streamed, never
+    /// held in memory.
+    pub async fn put_blob(&self, r: &Reference, path: &Path) -> Result<Digest> {
+        let st = self.origin(r)?;
+        let (digest, size) = digest_file(&st, path).await?;
+        self.put_blob_with_digest(r, path, &digest, size).await?;
+        Ok(digest)
+    }
+
+    /// Uploads a file whose digest and size are already known (skipped when the blob exists).
+    pub async fn put_blob_with_digest(
+        &self,
+        r: &Reference,
+        path: &Path,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<()> {
+        let st = self.origin(r)?;
+        if self.blob_exists_at(&st, r, digest).await? {
+            tracing::debug!(%digest, repository = %r.repository, "blob already present; upload skipped");
+            return Ok(());
+        }
+        self.upload(&st, r, path, digest, size, None).await
+    }
+
+    /// Mounts a blob from another repository of the same registry. When the registry answers
+    /// 202 (mount declined) and `fallback` is given, uploads that file instead.
+    pub async fn mount_blob(
+        &self,
+        r: &Reference,
+        digest: &Digest,
+        from_repository: &str,
+        fallback: Option<&Path>,
+    ) -> Result<MountOutcome> {
+        let st = self.origin(r)?;
+        let op = format!(
+            "mount blob {digest} from {from_repository} into {}",
+            r.name()
+        );
+        let path = format!("v2/{}/blobs/uploads/", r.repository);
+        let scope = Scope::push(&r.repository).and_pull(from_repository);
+        let resp = self
+            .send(&st, &scope, &op, true, |c, base| {
+                let mut url = join(&st, base, &path)?;
+                url.query_pairs_mut()
+                    .append_pair("mount", digest.as_str())
+                    .append_pair("from", from_repository);
+                Ok(c.post(url).header(CONTENT_LENGTH, 0))
+            })
+            .await?;
+        match resp.status() {
+            StatusCode::CREATED => Ok(MountOutcome::Mounted),
+            StatusCode::ACCEPTED => {
+                let location = location(&st, &op, &self.base_url(&st, &op).await?, &resp)?;
+                match fallback {
+                    Some(file) => {
+                        let size = std::fs::metadata(file)
+                            .map_err(|e| file_err(&st, file, e))?
+                            .len();
+                        self.upload(&st, r, file, digest, size, Some(location))
+                            .await?;
+                        Ok(MountOutcome::Uploaded)
+                    }
+                    None => {
+                        self.cancel_upload(&st, r, location).await;
+                        Ok(MountOutcome::NotMounted)
+                    }
+                }
+            }
+            _ => Err(status_error(&st, &op, resp).await),
+        }
+    }
+
+    /// Runs an upload, restarting it with a new session on transient failures (bounded).
+    async fn upload(
+        &self,
+        st: &HostState,
+        r: &Reference,
+        path: &Path,
+        digest: &Digest,
+        size: u64,
+        mut session: Option<Url>,
+    ) -> Result<()> {
+        let max = self.config().transfer.max_retries;
+        let mut attempt = 0;
+        loop {
+            let location = match session.take() {
+                Some(l) => l,
+                None => self.start_upload(st, r).await?,
+            };
+            match self.upload_into(st, r, path, digest, size, location).await {
+                Ok(()) => return Ok(()),
+                Err(e) if e.is_transient() && attempt < max => {
+                    attempt += 1;
+                    let delay = self
+                        .config()
+                        .transfer
+                        .backoff_base
+                        .saturating_mul(1 << attempt.min(6));
+                    tracing::warn!(registry = %st.host, %digest, error = %e, ?delay, "blob upload failed; restarting it");
+                    tokio::time::sleep(delay).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn start_upload(&self, st: &HostState, r: &Reference) -> Result<Url> {
+        let op = format!("start blob upload to {}", r.name());
+        let path = format!("v2/{}/blobs/uploads/", r.repository);
+        let resp = self
+            .send(st, &Scope::push(&r.repository), &op, true, |c, base| {
+                Ok(c.post(join(st, base, &path)?).header(CONTENT_LENGTH, 0))
+            })
+            .await?;
+        if resp.status() != StatusCode::ACCEPTED {
+            return Err(status_error(st, &op, resp).await);
+        }
+        location(st, &op, &self.base_url(st, &op).await?, &resp)
+    }
+
+    async fn upload_into(
+        &self,
+        st: &HostState,
+        r: &Reference,
+        path: &Path,
+        digest: &Digest,
+        size: u64,
+        mut location: Url,
+    ) -> Result<()> {
+        let scope = Scope::push(&r.repository);
+        let transfer = &self.config().transfer;
+        let op = format!("upload blob {digest} to {}", r.name());
+        let mut body_len = size;
+        if size > transfer.monolithic_max {
+            let chunk = transfer.chunk_size.max(1);
+            let mut offset = 0;
+            while offset < size {
+                let len = chunk.min(size - offset);
+                let loc = location.clone();
+                let resp = self
+                    .send(st, &scope, &op, false, |c, _| {
+                        Ok(c.patch(loc.clone())
+                            .header(CONTENT_TYPE, "application/octet-stream")
+                            .header(CONTENT_LENGTH, len)
+                            .header("Content-Range", format!("{offset}-{}", offset + len - 1))
+                            .body(file_body(st, path, offset, len)?))
+                    })
+                    .await?;
+                if resp.status() != StatusCode::ACCEPTED {
+                    return Err(status_error(st, &op, resp).await);
+                }
+                location = crate::upload::location(st, &op, &loc, &resp)?;
+                offset += len;
+            }
+            body_len = 0;
+        }
+        let mut put_url = location.clone();
+        put_url
+            .query_pairs_mut()
+            .append_pair("digest", digest.as_str());
+        let resp = self
+            .send(st, &scope, &op, false, |c, _| {
+                let req = c
+                    .put(put_url.clone())
+                    .header(CONTENT_TYPE, "application/octet-stream")
+                    .header(CONTENT_LENGTH, body_len);
+                Ok(if body_len == 0 {
+                    req
+                } else {
+                    req.body(file_body(st, path, 0, body_len)?)
+                })
+            })
+            .await?;
+        if resp.status() != StatusCode::CREATED {
+            let status = resp.status();
+            let e = status_error(st, &op, resp).await;
+            if status == StatusCode::BAD_REQUEST && e.to_string().contains("DIGEST_INVALID") {
+                return Err(RegistryError::DigestMismatch {
+                    registry: st.host.clone(),
+                    what: format!("uploaded blob from {}", path.display()),
+                    expected: digest.to_string(),
+                    actual: "a different digest computed by the registry".to_string(),
+                });
+            }
+            return Err(e);
+        }
+        if let Some(h) = resp
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            && h != digest.as_str()
+        {
+            return Err(RegistryError::DigestMismatch {
+                registry: st.host.clone(),
+                what: format!("uploaded blob from {}", path.display()),
+                expected: digest.to_string(),
+                actual: h.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn cancel_upload(&self, st: &HostState, r: &Reference, location: Url) {
+        let op = format!("cancel blob upload to {}", r.name());
+        let res = self
+            .send(st, &Scope::push(&r.repository), &op, false, |c, _| {
+                Ok(c.delete(location.clone()))
+            })
+            .await;
+        if let Err(e) = res {
+            tracing::debug!(error = %e, "cancelling an upload session failed");
+        }
+    }
+}
+
+/// The upload session URL from a `Location` header, resolved against `base`.
+fn location(st: &HostState, op: &str, base: &Url, resp: &reqwest::Response) -> Result<Url> {
+    let raw = resp
+        .headers()
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| protocol(st, op, "upload answer has no Location header"))?;
+    base.join(raw)
+        .map_err(|e| protocol(st, op, &format!("bad Location {raw:?}: {e}")))
+}
+
+fn file_err(st: &HostState, path: &Path, source: std::io::Error) -> RegistryError {
+    RegistryError::Io {
+        registry: st.host.clone(),
+        operation: format!("reading {}", path.display()),
+        source,
+    }
+}
+
+/// A request body streaming `len` bytes of a file from `offset`.
+fn file_body(st: &HostState, path: &Path, offset: u64, len: u64) -> Result<reqwest::Body> {
+    let mut f = std::fs::File::open(path).map_err(|e| file_err(st, path, e))?;
+    f.seek(SeekFrom::Start(offset))
+        .map_err(|e| file_err(st, path, e))?;
+    let file = tokio::fs::File::from_std(f);
+    let stream = futures_util::stream::unfold((file, len), |(mut file, remaining)| async move {
+        if remaining == 0 {
+            return None;
+        }
+        let mut buf = vec![0u8; (READ_BUF as u64).min(remaining) as usize];
+        match file.read(&mut buf).await {
+            Ok(0) => Some((
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the file shrank during the upload",
+                )),
+                (file, 0),
+            )),
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(buf), (file, remaining - n as u64)))
+            }
+            Err(e) => Some((Err(e), (file, 0))),
+        }
+    });
+    Ok(reqwest::Body::wrap_stream(stream))
+}
+
+/// The sha256 digest and size of a file, read in a streaming fashion.
+async fn digest_file(st: &HostState, path: &Path) -> Result<(Digest, u64)> {
+    let mut file = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| file_err(st, path, e))?;
+    let mut hasher = DigestHasher::new(Algorithm::Sha256);
+    let mut buf = vec![0u8; READ_BUF];
+    let mut size = 0u64;
+    loop {
+        let n = file
+            .read(&mut buf)
+            .await
+            .map_err(|e| file_err(st, path, e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        size += n as u64;
+    }
+    Ok((hasher.finish(), size))
+}
