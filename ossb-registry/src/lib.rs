@@ -19,6 +19,7 @@ pub mod credentials;
 pub mod digest;
 pub mod error;
 pub mod manifest;
+pub mod port;
 mod tls;
 pub mod upload;
 

@@ -100,7 +100,12 @@ fn progress_sink(mode: ProgressArg) -> FanOut {
 /// Run `ossb build`.
 pub fn run(args: BuildArgs) -> Result<(), Error> {
     let req = request(&args)?;
-    let backend = LocalBackend::new();
+    let mut config = ossb_registry::RegistryConfig::default();
+    config
+        .insecure
+        .extend(args.insecure_registries.iter().cloned());
+    let registry = ossb_registry::port::RegistryAdapter::from_config(config)?;
+    let backend = LocalBackend::new().with_registry(std::sync::Arc::new(registry));
     let sink = progress_sink(args.progress);
     let outcome = backend.build(&req, &sink as &dyn ProgressSink)?;
     println!("{}", outcome.image_digest);

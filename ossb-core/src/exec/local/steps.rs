@@ -300,6 +300,8 @@ fn copy_like(
     let index = &state.index;
     let base_has_dir = |p: &str| matches!(index.get(p).map(|n| &n.kind), Some(NodeKind::Dir));
     let mut entries: Vec<Entry> = Vec::new();
+    // Files of a `--from` tree must outlive the layer writer that reads them.
+    let mut keep_alive: Option<SourceTree> = None;
 
     if !opts.heredocs.is_empty() {
         // `COPY <<EOF dest`: each heredoc is a file named after its delimiter.
@@ -388,14 +390,16 @@ fn copy_like(
             };
             entries.extend(archive_entries(file, &target)?);
         }
-        drop(tree);
+        keep_alive = Some(tree);
     }
     entries.sort_by(|a, b| a.path.cmp(&b.path));
     entries.dedup_by(|a, b| {
         a.path == b.path && matches!(a.kind, EntryKind::Dir) && matches!(b.kind, EntryKind::Dir)
     });
     let created_by = format!("{} # buildkit", step.text());
-    commit_layer(ctx, state, entries, created_by)
+    let result = commit_layer(ctx, state, entries, created_by);
+    drop(keep_alive);
+    result
 }
 
 /// Whether `src` names a regular file in the scan that starts like a tar archive.

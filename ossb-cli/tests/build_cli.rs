@@ -1,0 +1,504 @@
+//! End-to-end builds through the real `ossb` binary: images checked by skopeo and umoci, pushed
+//! to and pulled from a real Distribution registry, exit codes for user mistakes.
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const OSSB: &str = env!("CARGO_BIN_EXE_ossb");
+
+/// A scratch area: a store, contexts and outputs, removed on drop.
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Env {
+        Env {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// Write a file below the scratch dir, creating parents.
+    fn write(&self, rel: &str, data: &str) -> PathBuf {
+        let p = self.path(rel);
+        fs::create_dir_all(p.parent().expect("has parent")).expect("mkdir");
+        fs::write(&p, data).expect("write");
+        p
+    }
+
+    /// Run ossb with a private store.
+    fn ossb(&self, args: &[&str]) -> Output {
+        Command::new(OSSB)
+            .args(args)
+            .env("OSSB_ROOT", self.path("store"))
+            .env_remove("SOURCE_DATE_EPOCH")
+            .output()
+            .expect("ossb runs")
+    }
+
+    fn ossb_ok(&self, args: &[&str]) -> String {
+        let out = self.ossb(args);
+        assert!(
+            out.status.success(),
+            "ossb {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+fn tool(name: &str) -> bool {
+    ossb_testkit::require_tool(name)
+}
+
+fn skopeo_inspect(layout: &Path, tag: &str, config: bool) -> serde_json::Value {
+    let mut cmd = Command::new("skopeo");
+    cmd.arg("inspect");
+    if config {
+        cmd.arg("--config");
+    }
+    let out = cmd
+        .arg(format!("oci:{}:{tag}", layout.display()))
+        .output()
+        .expect("skopeo runs");
+    assert!(
+        out.status.success(),
+        "skopeo inspect: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("skopeo prints json")
+}
+
+/// `umoci unpack` the layout; returns the rootfs path (inside `into`).
+fn umoci_unpack(layout: &Path, tag: &str, into: &Path) -> PathBuf {
+    let mut cmd = Command::new("umoci");
+    cmd.arg("unpack");
+    if !rustix::process::geteuid().is_root() {
+        cmd.arg("--rootless");
+    }
+    let out = cmd
+        .arg("--image")
+        .arg(format!("{}:{tag}", layout.display()))
+        .arg(into)
+        .output()
+        .expect("umoci runs");
+    assert!(
+        out.status.success(),
+        "umoci unpack: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    into.join("rootfs")
+}
+
+fn hello_context(env: &Env) -> PathBuf {
+    env.write("ctx/hello.txt", "hello\n");
+    env.write("ctx/sub/a.txt", "a\n");
+    env.write("ctx/sub/deeper/b.txt", "bb\n");
+    env.write("ctx/ignored.log", "noise\n");
+    env.write("ctx/.dockerignore", "*.log\n");
+    let script = env.write("ctx/run.sh", "#!/bin/sh\necho hi\n");
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).expect("chmod");
+    env.write(
+        "ctx/Dockerfile",
+        "FROM scratch\n\
+         COPY hello.txt /hello.txt\n\
+         COPY sub/ /opt/sub/\n\
+         COPY --chmod=0700 run.sh /usr/local/bin/\n\
+         COPY --chown=1000:1000 . /all/\n\
+         COPY <<EOF /etc/motd\nwelcome\nEOF\n\
+         WORKDIR /app\n\
+         ENV A=1 B=\"two words\"\n\
+         LABEL team=build\n\
+         EXPOSE 8080/tcp 53/udp\n\
+         USER 1000:1000\n\
+         ENTRYPOINT [\"/usr/local/bin/run.sh\"]\n\
+         CMD [\"--flag\"]\n",
+    );
+    env.path("ctx")
+}
+
+#[test]
+fn oci_layout_output_is_valid_for_skopeo_and_umoci_with_docker_semantics() {
+    if !tool("skopeo") || !tool("umoci") {
+        return;
+    }
+    let env = Env::new();
+    let ctx = hello_context(&env);
+    let out = env.path("out-oci");
+    let digest = env.ossb_ok(&[
+        "build",
+        "--progress",
+        "quiet",
+        "-t",
+        "example.com/hello:v1",
+        "--output",
+        &format!("type=oci,dest={}", out.display()),
+        ctx.to_str().expect("utf8"),
+    ]);
+    assert!(digest.starts_with("sha256:"), "prints the digest: {digest}");
+
+    let inspect = skopeo_inspect(&out, "v1", false);
+    assert_eq!(inspect["Digest"], digest.as_str());
+    let config = skopeo_inspect(&out, "v1", true);
+    let c = &config["config"];
+    assert_eq!(c["Env"], serde_json::json!(["A=1", "B=two words"]));
+    assert_eq!(c["WorkingDir"], "/app");
+    assert_eq!(c["User"], "1000:1000");
+    assert_eq!(c["Labels"]["team"], "build");
+    assert_eq!(
+        c["Entrypoint"],
+        serde_json::json!(["/usr/local/bin/run.sh"])
+    );
+    assert_eq!(c["Cmd"], serde_json::json!(["--flag"]));
+    assert!(
+        c["ExposedPorts"].get("8080/tcp").is_some() && c["ExposedPorts"].get("53/udp").is_some()
+    );
+    let history = config["history"].as_array().expect("history");
+    let layered: Vec<&str> = history
+        .iter()
+        .filter(|h| h.get("empty_layer").is_none())
+        .map(|h| h["created_by"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        layered.len(),
+        config["rootfs"]["diff_ids"]
+            .as_array()
+            .expect("diff ids")
+            .len()
+    );
+    assert!(
+        layered[0].starts_with("COPY hello.txt /hello.txt"),
+        "{layered:?}"
+    );
+
+    let rootfs = umoci_unpack(&out, "v1", &env.path("bundle"));
+    assert_eq!(
+        fs::read_to_string(rootfs.join("hello.txt")).expect("hello"),
+        "hello\n"
+    );
+    assert_eq!(
+        fs::read_to_string(rootfs.join("opt/sub/deeper/b.txt")).expect("b"),
+        "bb\n"
+    );
+    assert!(
+        !rootfs.join("opt/sub/sub").exists(),
+        "a directory source copies its contents"
+    );
+    assert_eq!(
+        fs::read_to_string(rootfs.join("etc/motd")).expect("motd"),
+        "welcome\n"
+    );
+    let run = fs::metadata(rootfs.join("usr/local/bin/run.sh")).expect("run.sh");
+    assert_eq!(run.mode() & 0o7777, 0o700);
+    assert!(rootfs.join("app").is_dir(), "WORKDIR creates the directory");
+    assert!(rootfs.join("all/hello.txt").is_file());
+    assert!(
+        !rootfs.join("all/ignored.log").exists(),
+        ".dockerignore applies"
+    );
+    let src_mtime = fs::metadata(ctx.join("hello.txt")).expect("src").mtime();
+    assert_eq!(
+        fs::metadata(rootfs.join("hello.txt")).expect("dst").mtime(),
+        src_mtime,
+        "COPY keeps mtimes"
+    );
+    if rustix::process::geteuid().is_root() {
+        let all = fs::metadata(rootfs.join("all/sub/a.txt")).expect("chowned");
+        assert_eq!(
+            (all.uid(), all.gid()),
+            (1000, 1000),
+            "--chown applies to every copied file"
+        );
+        assert_eq!(
+            fs::metadata(rootfs.join("hello.txt")).expect("hello").uid(),
+            0
+        );
+    }
+}
+
+#[test]
+fn same_build_with_source_date_epoch_gives_the_same_digest_in_fresh_stores() {
+    let env = Env::new();
+    let ctx = hello_context(&env);
+    let build = |store: &str| {
+        let out = Command::new(OSSB)
+            .args([
+                "build",
+                "--progress",
+                "quiet",
+                "--source-date-epoch",
+                "1700000000",
+            ])
+            .arg(&ctx)
+            .env("OSSB_ROOT", env.path(store))
+            .output()
+            .expect("ossb runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let (a, b) = (build("store-a"), build("store-b"));
+    assert_eq!(a, b, "reproducible digest");
+    // Touching a source file changes nothing: mtimes are clamped to SOURCE_DATE_EPOCH.
+    let f = ctx.join("hello.txt");
+    let now = std::time::SystemTime::now();
+    fs::File::options()
+        .write(true)
+        .open(&f)
+        .expect("open")
+        .set_modified(now)
+        .expect("touch");
+    assert_eq!(build("store-c"), a);
+}
+
+#[test]
+fn user_mistakes_end_with_a_clear_message_and_the_documented_exit_code() {
+    let env = Env::new();
+    let ctx = hello_context(&env);
+    let cases: &[(&str, &str, i32, &str)] = &[
+        ("missing", "FROM scratch\nCOPY nope.txt /\n", 2, "nope.txt"),
+        ("outside", "FROM scratch\nCOPY ../secret /\n", 2, "outside"),
+        (
+            "syntax",
+            "FROM scratch\nCOPYY a /\n",
+            2,
+            "unknown instruction",
+        ),
+        ("stage", "FROM scratch\nCOPY --from=nope /x /x\n", 3, "nope"),
+        ("empty", "", 2, "no instructions"),
+        ("run", "FROM scratch\nRUN true\n", 2, "RUN"),
+    ];
+    for (name, dockerfile, code, needle) in cases {
+        let df = env.write(&format!("df/{name}"), dockerfile);
+        let out = env.ossb(&[
+            "build",
+            "--progress",
+            "quiet",
+            "-f",
+            df.to_str().expect("utf8"),
+            ctx.to_str().expect("utf8"),
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(*code), "{name}: {err}");
+        assert!(
+            err.contains(needle),
+            "{name}: message names the cause: {err}"
+        );
+    }
+    let out = env.ossb(&["build", "--no-such-flag", ctx.to_str().expect("utf8")]);
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "unknown flags are configuration errors"
+    );
+    let out = env.ossb(&[
+        "build",
+        "--output",
+        "type=tarball",
+        ctx.to_str().expect("utf8"),
+    ]);
+    assert_eq!(out.status.code(), Some(5));
+    let out = env.ossb(&[
+        "build",
+        "--progress",
+        "quiet",
+        env.path("no-such-dir").to_str().expect("utf8"),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+/// Make a busybox base image with ossb itself and push it to `registry`.
+fn push_busybox_base(env: &Env, registry: &str) -> String {
+    let base = env.path("base-ctx");
+    ossb_testkit::busybox_rootfs(&base.join("rootfs")).expect("busybox rootfs");
+    fs::write(
+        base.join("Dockerfile"),
+        "FROM scratch\nCOPY rootfs/ /\nCMD [\"/bin/sh\"]\n",
+    )
+    .expect("df");
+    let name = format!("{registry}/base/busybox:latest");
+    env.ossb_ok(&[
+        "build",
+        "--progress",
+        "quiet",
+        "--push",
+        "-t",
+        &name,
+        base.to_str().expect("utf8"),
+    ]);
+    name
+}
+
+#[test]
+fn from_a_registry_image_build_push_and_validate_with_skopeo() {
+    if !tool("docker-registry") || !tool("skopeo") || !tool("umoci") {
+        return;
+    }
+    let registry = ossb_testkit::Registry::start_plain().expect("registry starts");
+    let env = Env::new();
+    let base = push_busybox_base(&env, registry.host());
+    env.write("app/app.conf", "key=value\n");
+    env.write(
+        "app/Dockerfile",
+        &format!(
+            "ARG BASE\nFROM ${{BASE}} AS build\nCOPY app.conf /etc/app/\n\
+             FROM {base}\nCOPY --from=build --chown=user:user /etc/app/app.conf /home/app.conf\n\
+             WORKDIR /tmp\nCMD [\"cat\", \"/home/app.conf\"]\n"
+        ),
+    );
+    let target = format!("{}/team/app:1", registry.host());
+    let digest = env.ossb_ok(&[
+        "build",
+        "--progress",
+        "quiet",
+        "--build-arg",
+        &format!("BASE={base}"),
+        "--push",
+        "-t",
+        &target,
+        env.path("app").to_str().expect("utf8"),
+    ]);
+    let out = Command::new("skopeo")
+        .args([
+            "inspect",
+            "--tls-verify=false",
+            &format!("docker://{target}"),
+        ])
+        .output()
+        .expect("skopeo runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let inspect: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        inspect["Digest"],
+        digest.as_str(),
+        "the registry serves what we built"
+    );
+    assert_eq!(
+        inspect["Layers"].as_array().expect("layers").len(),
+        2,
+        "base layer + one COPY"
+    );
+
+    let layout = env.path("copied");
+    let out = Command::new("skopeo")
+        .args([
+            "copy",
+            "--src-tls-verify=false",
+            &format!("docker://{target}"),
+            &format!("oci:{}:app", layout.display()),
+        ])
+        .output()
+        .expect("skopeo copy");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rootfs = umoci_unpack(&layout, "app", &env.path("bundle"));
+    assert!(rootfs.join("bin/busybox").is_file(), "base layer present");
+    assert_eq!(
+        fs::read_to_string(rootfs.join("home/app.conf")).expect("copied"),
+        "key=value\n"
+    );
+    let tmp = fs::metadata(rootfs.join("tmp")).expect("tmp");
+    assert_eq!(
+        tmp.mode() & 0o7777,
+        0o1777,
+        "WORKDIR /tmp keeps the base's mode"
+    );
+    if rustix::process::geteuid().is_root() {
+        let conf = fs::metadata(rootfs.join("home/app.conf")).expect("conf");
+        assert_eq!(
+            (conf.uid(), conf.gid()),
+            (1000, 1000),
+            "--chown user:user resolved from /etc/passwd"
+        );
+    }
+}
+
+#[test]
+fn unreachable_registry_is_a_registry_error() {
+    let env = Env::new();
+    env.write("c/Dockerfile", "FROM 127.0.0.1:1/nothing/here:latest\n");
+    let out = env.ossb(&[
+        "build",
+        "--progress",
+        "quiet",
+        env.path("c").to_str().expect("utf8"),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("127.0.0.1:1"), "names the registry: {err}");
+}
+
+#[test]
+fn docker_archive_loads_into_docker_and_runs() {
+    let docker_ok = Command::new("docker")
+        .arg("info")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !docker_ok {
+        eprintln!("skipped: docker info failed (no Docker Engine)");
+        return;
+    }
+    let env = Env::new();
+    let base = env.path("ctx");
+    ossb_testkit::busybox_rootfs(&base.join("rootfs")).expect("busybox rootfs");
+    fs::write(
+        base.join("Dockerfile"),
+        "FROM scratch\nCOPY rootfs/ /\nENV MSG=loaded\nWORKDIR /srv\nCMD [\"sh\", \"-c\", \"echo $MSG in $(pwd)\"]\n",
+    )
+    .expect("df");
+    let tar = env.path("img.tar");
+    let tag = format!("ossb-test/archive:{}", std::process::id());
+    env.ossb_ok(&[
+        "build",
+        "--progress",
+        "quiet",
+        "-t",
+        &tag,
+        "--output",
+        &format!("type=docker,dest={}", tar.display()),
+        base.to_str().expect("utf8"),
+    ]);
+    let load = Command::new("docker")
+        .arg("load")
+        .arg("-i")
+        .arg(&tar)
+        .output()
+        .expect("docker load");
+    assert!(
+        load.status.success(),
+        "{}",
+        String::from_utf8_lossy(&load.stderr)
+    );
+    let run = Command::new("docker")
+        .args(["run", "--rm", &tag])
+        .output()
+        .expect("docker run");
+    let _ = Command::new("docker").args(["rmi", "-f", &tag]).output();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&run.stdout).trim(),
+        "loaded in /srv"
+    );
+}
