@@ -33,7 +33,7 @@ pub enum LogFormatArg {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Build an image from a Dockerfile and a context directory.
-    Build(BuildArgs),
+    Build(Box<BuildArgs>),
     /// Inspect a Dockerfile without building it.
     #[command(subcommand)]
     Dockerfile(DockerfileCommand),

@@ -40,7 +40,6 @@ fn plan(args: PlanArgs) -> Result<(), Error> {
         target: args.target,
         build_platform: host.clone(),
         target_platform: args.platform.unwrap_or(host),
-        ..Default::default()
     };
     let graph = ossb_core::plan::plan(&ast, &opts)?;
     match args.format {

@@ -9,7 +9,7 @@ use ossb_core::{Error, ExitCode};
 /// Run a subcommand.
 pub fn run(command: Command) -> Result<(), Error> {
     match command {
-        Command::Build(args) => build::run(args),
+        Command::Build(args) => build::run(*args),
         Command::Dockerfile(cmd) => dockerfile::run(cmd),
         Command::Version => {
             println!("ossb {}", env!("CARGO_PKG_VERSION"));

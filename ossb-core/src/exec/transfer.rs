@@ -167,7 +167,7 @@ pub fn push(
                 .cloned(),
         );
     }
-    blobs.sort_by(|a, b| b.size.cmp(&a.size));
+    blobs.sort_by_key(|b| std::cmp::Reverse(b.size));
     blobs.dedup_by(|a, b| a.digest == b.digest);
 
     let queue = Mutex::new(blobs.into_iter());
