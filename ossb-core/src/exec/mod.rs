@@ -2,3 +2,6 @@
 
 pub mod fsindex;
 pub mod transfer;
+pub mod doctor;
+pub mod sandbox;
+pub mod snapshot;

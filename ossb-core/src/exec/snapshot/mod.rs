@@ -1,0 +1,1 @@
+//! Snapshotters: how a RUN step's changes become layer entries.
