@@ -233,8 +233,10 @@ fn mount_root(cfg: &InitConfig) -> Result<(), Failure> {
             let lower = lowers.iter().map(|l| l.replace('\\', "\\\\").replace(':', "\\:")).collect::<Vec<_>>().join(":");
             let fs = fsopen_ctx(
                 "overlay",
-                &[("lowerdir", &lower), ("upperdir", upper), ("workdir", work), ("redirect_dir", "off"), ("index", "off"), ("metacopy", "off")],
-                &["userxattr"],
+                &[("lowerdir", &lower), ("upperdir", upper), ("workdir", work)],
+                // `volatile`: no sync of the upper dir at unmount (the upper is merged or
+                // dropped right after the step; a crash loses only an unfinished step).
+                &["userxattr", "volatile"],
             )?;
             let mnt = rustix::mount::fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty()).map_err(at("creating the overlay mount"))?;
             rustix::mount::move_mount(&mnt, "", rustix::fs::CWD, cfg.mountpoint.as_str(), MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)
