@@ -5,7 +5,9 @@
 
 use crate::exec::sandbox::{IdMap, SubRange, protocol, sub_ranges};
 use rustix::fs::{Mode, OFlags};
-use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags, MountPropagationFlags, MoveMountFlags};
+use rustix::mount::{
+    FsMountFlags, FsOpenFlags, MountAttrFlags, MountPropagationFlags, MoveMountFlags,
+};
 use rustix::thread::UnshareFlags;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -88,14 +90,19 @@ impl DoctorReport {
     /// The snapshotter choice, or why none is possible.
     pub fn best_sandbox(&self) -> Result<SandboxChoice, NoSandbox> {
         match self.best {
-            SandboxChoice::None => Err(NoSandbox { cause: self.no_sandbox_cause() }),
+            SandboxChoice::None => Err(NoSandbox {
+                cause: self.no_sandbox_cause(),
+            }),
             c => Ok(c),
         }
     }
 
     fn no_sandbox_cause(&self) -> String {
         if !self.user_namespace.ok {
-            let mut why = format!("creating a user namespace failed ({})", self.user_namespace.detail);
+            let mut why = format!(
+                "creating a user namespace failed ({})",
+                self.user_namespace.detail
+            );
             if self.max_user_namespaces == Some(0) {
                 why.push_str("; user.max_user_namespaces is 0");
             }
@@ -110,9 +117,15 @@ impl DoctorReport {
             }
             why
         } else if !self.mount_namespace.ok {
-            format!("mounting inside a user namespace failed ({})", self.mount_namespace.detail)
+            format!(
+                "mounting inside a user namespace failed ({})",
+                self.mount_namespace.detail
+            )
         } else {
-            format!("mounting a fresh /proc failed ({}); /proc is probably masked", self.procfs.detail)
+            format!(
+                "mounting a fresh /proc failed ({}); /proc is probably masked",
+                self.procfs.detail
+            )
         }
     }
 
@@ -127,31 +140,95 @@ impl std::fmt::Display for DoctorReport {
         let mark = |p: &Probe| if p.ok { "yes" } else { "NO " };
         let opt = |v: Option<u64>| v.map_or("not present".to_string(), |v| v.to_string());
         writeln!(f, "kernel {}, running as uid {}", self.kernel, self.uid)?;
-        writeln!(f, "  user.max_user_namespaces: {}", opt(self.max_user_namespaces))?;
-        writeln!(f, "  kernel.unprivileged_userns_clone: {}", opt(self.unprivileged_userns_clone))?;
-        writeln!(f, "  kernel.apparmor_restrict_unprivileged_userns: {}", opt(self.apparmor_restrict_unprivileged_userns))?;
-        writeln!(f, "  seccomp mode: {}", self.seccomp_mode.map_or("unknown".into(), |m| m.to_string()))?;
-        writeln!(f, "{} user namespace: {}", mark(&self.user_namespace), self.user_namespace.detail)?;
-        writeln!(f, "{} mount namespace: {}", mark(&self.mount_namespace), self.mount_namespace.detail)?;
-        writeln!(f, "{} fresh /proc: {}", mark(&self.procfs), self.procfs.detail)?;
-        writeln!(f, "{} overlayfs (userxattr): {}", mark(&self.overlay_userxattr), self.overlay_userxattr.detail)?;
+        writeln!(
+            f,
+            "  user.max_user_namespaces: {}",
+            opt(self.max_user_namespaces)
+        )?;
+        writeln!(
+            f,
+            "  kernel.unprivileged_userns_clone: {}",
+            opt(self.unprivileged_userns_clone)
+        )?;
+        writeln!(
+            f,
+            "  kernel.apparmor_restrict_unprivileged_userns: {}",
+            opt(self.apparmor_restrict_unprivileged_userns)
+        )?;
+        writeln!(
+            f,
+            "  seccomp mode: {}",
+            self.seccomp_mode
+                .map_or("unknown".into(), |m| m.to_string())
+        )?;
+        writeln!(
+            f,
+            "{} user namespace: {}",
+            mark(&self.user_namespace),
+            self.user_namespace.detail
+        )?;
+        writeln!(
+            f,
+            "{} mount namespace: {}",
+            mark(&self.mount_namespace),
+            self.mount_namespace.detail
+        )?;
+        writeln!(
+            f,
+            "{} fresh /proc: {}",
+            mark(&self.procfs),
+            self.procfs.detail
+        )?;
+        writeln!(
+            f,
+            "{} overlayfs (userxattr): {}",
+            mark(&self.overlay_userxattr),
+            self.overlay_userxattr.detail
+        )?;
         let ranges = |r: &[SubRange]| {
-            if r.is_empty() { "none".to_string() } else { r.iter().map(|r| format!("{}+{}", r.start, r.count)).collect::<Vec<_>>().join(", ") }
+            if r.is_empty() {
+                "none".to_string()
+            } else {
+                r.iter()
+                    .map(|r| format!("{}+{}", r.start, r.count))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
         };
-        writeln!(f, "  /etc/subuid ranges: {}; /etc/subgid ranges: {}", ranges(&self.subuid), ranges(&self.subgid))?;
+        writeln!(
+            f,
+            "  /etc/subuid ranges: {}; /etc/subgid ranges: {}",
+            ranges(&self.subuid),
+            ranges(&self.subgid)
+        )?;
         writeln!(
             f,
             "  newuidmap: {}; newgidmap: {}",
             self.newuidmap.as_deref().unwrap_or("not installed"),
             self.newgidmap.as_deref().unwrap_or("not installed")
         )?;
-        let single = if self.id_map.is_single() { " (single id: files can only be owned by root in the image)" } else { "" };
-        writeln!(f, "  id mapping: {} uid range(s){single}", self.id_map.uids.len())?;
-        let binfmt = if self.binfmt_misc.is_empty() { "none".to_string() } else { self.binfmt_misc.join(", ") };
+        let single = if self.id_map.is_single() {
+            " (single id: files can only be owned by root in the image)"
+        } else {
+            ""
+        };
+        writeln!(
+            f,
+            "  id mapping: {} uid range(s){single}",
+            self.id_map.uids.len()
+        )?;
+        let binfmt = if self.binfmt_misc.is_empty() {
+            "none".to_string()
+        } else {
+            self.binfmt_misc.join(", ")
+        };
         writeln!(f, "  binfmt_misc handlers: {binfmt}")?;
         match self.best_sandbox() {
             Ok(SandboxChoice::Overlay) => writeln!(f, "=> RUN steps use namespaces + overlayfs"),
-            Ok(_) => writeln!(f, "=> RUN steps use namespaces + a metadata scan (no overlayfs)"),
+            Ok(_) => writeln!(
+                f,
+                "=> RUN steps use namespaces + a metadata scan (no overlayfs)"
+            ),
             Err(e) => writeln!(f, "=> {e}"),
         }
     }
@@ -163,26 +240,47 @@ pub fn diagnose(helper: &Path) -> DoctorReport {
     let name = crate::exec::sandbox::idmap_user_name(uid);
     let find = |n: &str| crate::exec::sandbox::find_program(n).map(|p| p.display().to_string());
     let user_namespace = run_probe(helper, "userns");
-    let skipped = || Probe { ok: false, detail: "skipped: no user namespace".into() };
+    let skipped = || Probe {
+        ok: false,
+        detail: "skipped: no user namespace".into(),
+    };
     let (mount_namespace, procfs, overlay_userxattr) = if user_namespace.ok {
-        (run_probe(helper, "mountns"), run_probe(helper, "proc"), run_probe(helper, "overlay"))
+        (
+            run_probe(helper, "mountns"),
+            run_probe(helper, "proc"),
+            run_probe(helper, "overlay"),
+        )
     } else {
         (skipped(), skipped(), skipped())
     };
     let best = if user_namespace.ok && mount_namespace.ok && procfs.ok {
-        if overlay_userxattr.ok { SandboxChoice::Overlay } else { SandboxChoice::Scan }
+        if overlay_userxattr.ok {
+            SandboxChoice::Overlay
+        } else {
+            SandboxChoice::Scan
+        }
     } else {
         SandboxChoice::None
     };
     DoctorReport {
-        kernel: rustix::system::uname().release().to_string_lossy().into_owned(),
+        kernel: rustix::system::uname()
+            .release()
+            .to_string_lossy()
+            .into_owned(),
         uid,
         max_user_namespaces: read_num("/proc/sys/user/max_user_namespaces"),
         unprivileged_userns_clone: read_num("/proc/sys/kernel/unprivileged_userns_clone"),
-        apparmor_restrict_unprivileged_userns: read_num("/proc/sys/kernel/apparmor_restrict_unprivileged_userns"),
+        apparmor_restrict_unprivileged_userns: read_num(
+            "/proc/sys/kernel/apparmor_restrict_unprivileged_userns",
+        ),
         seccomp_mode: std::fs::read_to_string("/proc/self/status")
             .ok()
-            .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Seccomp:").and_then(|v| v.trim().parse().ok()))),
+            .and_then(|s| {
+                s.lines().find_map(|l| {
+                    l.strip_prefix("Seccomp:")
+                        .and_then(|v| v.trim().parse().ok())
+                })
+            }),
         user_namespace,
         mount_namespace,
         procfs,
@@ -222,26 +320,41 @@ fn binfmt_handlers() -> Vec<String> {
 fn run_probe(helper: &Path, name: &str) -> Probe {
     let out = Command::new(helper)
         .env_clear()
-        .env(protocol::MARKER_ENV, format!("{}{name}", protocol::MODE_PROBE_PREFIX))
+        .env(
+            protocol::MARKER_ENV,
+            format!("{}{name}", protocol::MODE_PROBE_PREFIX),
+        )
         .stdin(std::process::Stdio::null())
         .output();
     match out {
-        Ok(o) if o.status.success() => Probe { ok: true, detail: String::from_utf8_lossy(&o.stdout).trim().to_string() },
+        Ok(o) if o.status.success() => Probe {
+            ok: true,
+            detail: String::from_utf8_lossy(&o.stdout).trim().to_string(),
+        },
         Ok(o) => Probe {
             ok: false,
             detail: {
                 let e = String::from_utf8_lossy(&o.stderr).trim().to_string();
-                if e.is_empty() { format!("probe ended with {}", o.status) } else { e }
+                if e.is_empty() {
+                    format!("probe ended with {}", o.status)
+                } else {
+                    e
+                }
             },
         },
-        Err(e) => Probe { ok: false, detail: format!("cannot run the probe helper {}: {e}", helper.display()) },
+        Err(e) => Probe {
+            ok: false,
+            detail: format!("cannot run the probe helper {}: {e}", helper.display()),
+        },
     }
 }
 
 /// Entry point of a probe child process (called from `run_init_if_requested`); exits.
 pub(crate) fn probe_main(name: &str) -> ! {
     let res = match name {
-        "userns" => enter_userns().map(|()| "user namespace created, caller mapped to root".to_string()),
+        "userns" => {
+            enter_userns().map(|()| "user namespace created, caller mapped to root".to_string())
+        }
         "mountns" => probe_mountns(),
         "proc" => probe_proc(),
         "overlay" => probe_overlay(),
@@ -282,14 +395,26 @@ fn enter_userns() -> Result<(), String> {
 }
 
 fn enter_mountns() -> Result<tempfile::TempDir, String> {
-    let dir = tempfile::Builder::new().prefix("ossb-probe-").tempdir().map_err(|e| format!("temp dir: {e}"))?;
+    let dir = tempfile::Builder::new()
+        .prefix("ossb-probe-")
+        .tempdir()
+        .map_err(|e| format!("temp dir: {e}"))?;
     enter_userns()?;
     unshare(UnshareFlags::NEWNS, "unshare(CLONE_NEWNS)")?;
-    rustix::mount::mount_change("/", MountPropagationFlags::PRIVATE | MountPropagationFlags::REC).map_err(errno("making / private"))?;
+    rustix::mount::mount_change(
+        "/",
+        MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
+    )
+    .map_err(errno("making / private"))?;
     Ok(dir)
 }
 
-fn fs_mount(fstype: &str, opts: &[(&str, &str)], flags: &[&str], target: &Path) -> Result<(), String> {
+fn fs_mount(
+    fstype: &str,
+    opts: &[(&str, &str)],
+    flags: &[&str],
+    target: &Path,
+) -> Result<(), String> {
     let fs = rustix::mount::fsopen(fstype, FsOpenFlags::FSOPEN_CLOEXEC).map_err(errno("fsopen"))?;
     for (k, v) in opts {
         rustix::mount::fsconfig_set_string(&fs, *k, *v).map_err(errno(k))?;
@@ -298,8 +423,16 @@ fn fs_mount(fstype: &str, opts: &[(&str, &str)], flags: &[&str], target: &Path) 
         rustix::mount::fsconfig_set_flag(&fs, *k).map_err(errno(k))?;
     }
     rustix::mount::fsconfig_create(&fs).map_err(errno(&format!("creating a {fstype} mount")))?;
-    let m = rustix::mount::fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty()).map_err(errno("fsmount"))?;
-    rustix::mount::move_mount(&m, "", rustix::fs::CWD, target, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH).map_err(errno("move_mount"))
+    let m = rustix::mount::fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty())
+        .map_err(errno("fsmount"))?;
+    rustix::mount::move_mount(
+        &m,
+        "",
+        rustix::fs::CWD,
+        target,
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )
+    .map_err(errno("move_mount"))
 }
 
 fn probe_mountns() -> Result<String, String> {
@@ -345,7 +478,11 @@ fn probe_overlay() -> Result<String, String> {
     let s = |d: &str| p.join(d).display().to_string();
     fs_mount(
         "overlay",
-        &[("lowerdir", &s("lower")), ("upperdir", &s("upper")), ("workdir", &s("work"))],
+        &[
+            ("lowerdir", &s("lower")),
+            ("upperdir", &s("upper")),
+            ("workdir", &s("work")),
+        ],
         &["userxattr"],
         &p.join("merged"),
     )?;
@@ -354,7 +491,11 @@ fn probe_overlay() -> Result<String, String> {
     if st.st_mode & libc::S_IFMT != libc::S_IFCHR || st.st_rdev != 0 {
         return Err("the overlay did not create a 0/0 whiteout".into());
     }
-    drop(rustix::fs::open(p, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()));
+    drop(rustix::fs::open(
+        p,
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ));
     Ok("overlayfs with userxattr mounted, whiteouts work".into())
 }
 

@@ -23,9 +23,15 @@ struct Inner {
 impl CancelToken {
     /// A new token, not cancelled.
     pub fn new() -> std::io::Result<Self> {
-        let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC | rustix::pipe::PipeFlags::NONBLOCK)?;
+        let (r, w) = rustix::pipe::pipe_with(
+            rustix::pipe::PipeFlags::CLOEXEC | rustix::pipe::PipeFlags::NONBLOCK,
+        )?;
         Ok(CancelToken {
-            inner: Arc::new(Inner { cancelled: AtomicBool::new(false), wake_read: r, wake_write: w }),
+            inner: Arc::new(Inner {
+                cancelled: AtomicBool::new(false),
+                wake_read: r,
+                wake_write: w,
+            }),
         })
     }
 

@@ -28,7 +28,9 @@ pub enum SandboxError {
         cause: String,
     },
     /// Writing the uid/gid map of the sandbox failed.
-    #[error("cannot map user ids into the sandbox: {0}; check /etc/subuid, /etc/subgid and that newuidmap/newgidmap are installed setuid")]
+    #[error(
+        "cannot map user ids into the sandbox: {0}; check /etc/subuid, /etc/subgid and that newuidmap/newgidmap are installed setuid"
+    )]
     IdMap(String),
     /// The sandbox was set up wrongly (mounts, pivot_root, exec).
     #[error("sandbox setup failed while {stage}: {error}")]
@@ -39,7 +41,9 @@ pub enum SandboxError {
         error: String,
     },
     /// The helper binary could not be started or talked to.
-    #[error("sandbox helper {helper}: {error}; the helper binary must call ossb_core::exec::sandbox::run_init_if_requested() first in main")]
+    #[error(
+        "sandbox helper {helper}: {error}; the helper binary must call ossb_core::exec::sandbox::run_init_if_requested() first in main"
+    )]
     Helper {
         /// The helper path.
         helper: String,
@@ -62,7 +66,10 @@ pub enum SandboxError {
 
 impl SandboxError {
     pub(crate) fn io(context: impl Into<String>, source: impl Into<std::io::Error>) -> Self {
-        SandboxError::Io { context: context.into(), source: source.into() }
+        SandboxError::Io {
+            context: context.into(),
+            source: source.into(),
+        }
     }
 }
 

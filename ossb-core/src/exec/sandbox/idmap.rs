@@ -57,8 +57,16 @@ impl IdMap {
         let uid = rustix::process::geteuid().as_raw();
         let gid = rustix::process::getegid().as_raw();
         if uid == 0 {
-            let all = vec![IdRange { inside: 0, outside: 0, count: u32::MAX }];
-            return IdMap { uids: all.clone(), gids: all, method: MapMethod::Direct };
+            let all = vec![IdRange {
+                inside: 0,
+                outside: 0,
+                count: u32::MAX,
+            }];
+            return IdMap {
+                uids: all.clone(),
+                gids: all,
+                method: MapMethod::Direct,
+            };
         }
         let name = user_name(uid);
         let subuid = sub_ranges(Path::new("/etc/subuid"), uid, name.as_deref());
@@ -67,12 +75,28 @@ impl IdMap {
         match (subuid.first(), subgid.first()) {
             (Some(u), Some(g)) if helpers && u.count > 0 && g.count > 0 => IdMap {
                 uids: vec![
-                    IdRange { inside: 0, outside: uid, count: 1 },
-                    IdRange { inside: 1, outside: u.start, count: u.count },
+                    IdRange {
+                        inside: 0,
+                        outside: uid,
+                        count: 1,
+                    },
+                    IdRange {
+                        inside: 1,
+                        outside: u.start,
+                        count: u.count,
+                    },
                 ],
                 gids: vec![
-                    IdRange { inside: 0, outside: gid, count: 1 },
-                    IdRange { inside: 1, outside: g.start, count: g.count },
+                    IdRange {
+                        inside: 0,
+                        outside: gid,
+                        count: 1,
+                    },
+                    IdRange {
+                        inside: 1,
+                        outside: g.start,
+                        count: g.count,
+                    },
                 ],
                 method: MapMethod::NewIdMap,
             },
@@ -83,8 +107,16 @@ impl IdMap {
     /// Only `uid`/`gid` mapped to root.
     pub fn single(uid: u32, gid: u32) -> IdMap {
         IdMap {
-            uids: vec![IdRange { inside: 0, outside: uid, count: 1 }],
-            gids: vec![IdRange { inside: 0, outside: gid, count: 1 }],
+            uids: vec![IdRange {
+                inside: 0,
+                outside: uid,
+                count: 1,
+            }],
+            gids: vec![IdRange {
+                inside: 0,
+                outside: gid,
+                count: 1,
+            }],
             method: MapMethod::Direct,
         }
     }
@@ -148,20 +180,28 @@ fn map_back(ranges: &[IdRange], id: u32) -> Option<u32> {
 }
 
 fn map_text(ranges: &[IdRange]) -> String {
-    ranges.iter().map(|r| format!("{} {} {}\n", r.inside, r.outside, r.count)).collect()
+    ranges
+        .iter()
+        .map(|r| format!("{} {} {}\n", r.inside, r.outside, r.count))
+        .collect()
 }
 
 fn write_proc(path: &str, text: &str) -> Result<(), SandboxError> {
-    std::fs::write(path, text).map_err(|e| SandboxError::IdMap(format!("writing {path:?} ({}): {e}", text.trim())))
+    std::fs::write(path, text)
+        .map_err(|e| SandboxError::IdMap(format!("writing {path:?} ({}): {e}", text.trim())))
 }
 
 fn run_helper(name: &str, pid: u32, ranges: &[IdRange]) -> Result<(), SandboxError> {
     let mut cmd = Command::new(find_in_path(name).unwrap_or_else(|| name.into()));
     cmd.arg(pid.to_string());
     for r in ranges {
-        cmd.arg(r.inside.to_string()).arg(r.outside.to_string()).arg(r.count.to_string());
+        cmd.arg(r.inside.to_string())
+            .arg(r.outside.to_string())
+            .arg(r.count.to_string());
     }
-    let out = cmd.output().map_err(|e| SandboxError::IdMap(format!("running {name}: {e}")))?;
+    let out = cmd
+        .output()
+        .map_err(|e| SandboxError::IdMap(format!("running {name}: {e}")))?;
     if out.status.success() {
         Ok(())
     } else {
@@ -218,7 +258,18 @@ mod tests {
     #[test]
     fn maps_both_ways() {
         let m = IdMap {
-            uids: vec![IdRange { inside: 0, outside: 1000, count: 1 }, IdRange { inside: 1, outside: 100000, count: 65536 }],
+            uids: vec![
+                IdRange {
+                    inside: 0,
+                    outside: 1000,
+                    count: 1,
+                },
+                IdRange {
+                    inside: 1,
+                    outside: 100000,
+                    count: 65536,
+                },
+            ],
             gids: vec![],
             method: MapMethod::NewIdMap,
         };

@@ -33,10 +33,16 @@ fn fail(stage: &str) -> impl FnOnce(std::io::Error) -> Failure + '_ {
 
 fn run(out: &mut std::io::Stdout) -> Result<(), Failure> {
     let mut input = BufReader::new(std::io::stdin());
-    let cfg = match protocol::recv::<ToInit, _>(&mut input).map_err(fail("reading the step config"))? {
-        Some(ToInit::Config(cfg)) => cfg,
-        other => return Err(("reading the step config".into(), format!("unexpected message {other:?}"))),
-    };
+    let cfg =
+        match protocol::recv::<ToInit, _>(&mut input).map_err(fail("reading the step config"))? {
+            Some(ToInit::Config(cfg)) => cfg,
+            other => {
+                return Err((
+                    "reading the step config".into(),
+                    format!("unexpected message {other:?}"),
+                ));
+            }
+        };
     let mut flags = UnshareFlags::NEWUSER
         | UnshareFlags::NEWNS
         | UnshareFlags::NEWPID
@@ -49,10 +55,16 @@ fn run(out: &mut std::io::Stdout) -> Result<(), Failure> {
     protocol::send(out, &FromInit::Unshared).map_err(fail("reporting the namespaces"))?;
     match protocol::recv::<ToInit, _>(&mut input).map_err(fail("waiting for the id maps"))? {
         Some(ToInit::MapsWritten) => {}
-        other => return Err(("waiting for the id maps".into(), format!("the parent sent {other:?}"))),
+        other => {
+            return Err((
+                "waiting for the id maps".into(),
+                format!("the parent sent {other:?}"),
+            ));
+        }
     }
     out.flush().map_err(fail("flushing"))?;
-    let msg = rustix::io::fcntl_dupfd_cloexec(std::io::stdout().as_fd(), 3).map_err(|e| fail("duplicating the message pipe")(e.into()))?;
+    let msg = rustix::io::fcntl_dupfd_cloexec(std::io::stdout().as_fd(), 3)
+        .map_err(|e| fail("duplicating the message pipe")(e.into()))?;
     match fork().map_err(fail("forking the step's pid 1"))? {
         None => child::run(&cfg, msg),
         Some(pid) => {
@@ -63,14 +75,21 @@ fn run(out: &mut std::io::Stdout) -> Result<(), Failure> {
 }
 
 fn wait_child(out: &mut std::io::Stdout, pid: Pid, _cfg: &InitConfig) -> Result<(), Failure> {
-    protocol::send(out, &FromInit::Started { pid: pid.as_raw_nonzero().get() }).map_err(fail("reporting the pid"))?;
+    protocol::send(
+        out,
+        &FromInit::Started {
+            pid: pid.as_raw_nonzero().get(),
+        },
+    )
+    .map_err(fail("reporting the pid"))?;
     loop {
         match rustix::process::waitpid(Some(pid), WaitOptions::empty()) {
             Ok(Some((_, status))) => {
                 if status.exited() || status.signaled() {
                     let code = status.exit_status();
                     let signal = status.terminating_signal();
-                    protocol::send(out, &FromInit::Exited { code, signal }).map_err(fail("reporting the exit"))?;
+                    protocol::send(out, &FromInit::Exited { code, signal })
+                        .map_err(fail("reporting the exit"))?;
                     return Ok(());
                 }
             }
@@ -101,4 +120,3 @@ fn fork() -> std::io::Result<Option<Pid>> {
         p => Ok(Pid::from_raw(p)),
     }
 }
-

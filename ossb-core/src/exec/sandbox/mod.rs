@@ -142,7 +142,11 @@ pub struct SandboxOptions {
 
 impl Default for SandboxOptions {
     fn default() -> Self {
-        SandboxOptions { helper: PathBuf::from("/proc/self/exe"), temp_dir: None, id_map: None }
+        SandboxOptions {
+            helper: PathBuf::from("/proc/self/exe"),
+            temp_dir: None,
+            id_map: None,
+        }
     }
 }
 
@@ -185,20 +189,39 @@ impl Sandbox {
         let tmp = tempfile::Builder::new()
             .prefix("ossb-step-")
             .tempdir_in(&self.temp_dir)
-            .map_err(|e| SandboxError::io(format!("creating a step dir in {}", self.temp_dir.display()), e))?;
+            .map_err(|e| {
+                SandboxError::io(
+                    format!("creating a step dir in {}", self.temp_dir.display()),
+                    e,
+                )
+            })?;
         let mountpoint = tmp.path().join("root");
         let etc = tmp.path().join("etc");
-        std::fs::create_dir(&mountpoint).map_err(|e| SandboxError::io("creating the mount point", e))?;
+        std::fs::create_dir(&mountpoint)
+            .map_err(|e| SandboxError::io("creating the mount point", e))?;
         write_etc_files(&etc, spec)?;
         let rootmount = match root {
-            StepRoot::Overlay { lowers, upper, work } => {
+            StepRoot::Overlay {
+                lowers,
+                upper,
+                work,
+            } => {
                 let stubs = tmp.path().join("stubs");
                 write_stub_tree(&stubs)?;
-                let mut l: Vec<String> = lowers.iter().map(|p| path_str(p)).collect::<Result<_, _>>()?;
+                let mut l: Vec<String> = lowers
+                    .iter()
+                    .map(|p| path_str(p))
+                    .collect::<Result<_, _>>()?;
                 l.push(path_str(&stubs)?);
-                RootMount::Overlay { lowers: l, upper: path_str(upper)?, work: path_str(work)? }
+                RootMount::Overlay {
+                    lowers: l,
+                    upper: path_str(upper)?,
+                    work: path_str(work)?,
+                }
             }
-            StepRoot::Dir(dir) => RootMount::Bind { rootfs: path_str(dir)? },
+            StepRoot::Dir(dir) => RootMount::Bind {
+                rootfs: path_str(dir)?,
+            },
         };
         let cfg = InitConfig {
             root: rootmount,
@@ -212,8 +235,18 @@ impl Sandbox {
             groups: spec.groups.clone(),
             hostname: spec.hostname.clone(),
             network_none: spec.network == Network::None,
-            mapped_uids: self.id_map.uids.iter().map(|r| (r.inside, r.count)).collect(),
-            mapped_gids: self.id_map.gids.iter().map(|r| (r.inside, r.count)).collect(),
+            mapped_uids: self
+                .id_map
+                .uids
+                .iter()
+                .map(|r| (r.inside, r.count))
+                .collect(),
+            mapped_gids: self
+                .id_map
+                .gids
+                .iter()
+                .map(|r| (r.inside, r.count))
+                .collect(),
         };
         let result = parent::run_step(&self.helper, &self.id_map, cfg, cancel, on_line);
         if let (StepRoot::Dir(dir), Ok(out)) = (root, &result) {
@@ -222,8 +255,15 @@ impl Sandbox {
         let out = result?;
         drop(tmp);
         match (out.code, out.signal) {
-            (Some(0), _) => Ok(StepReport { warnings: out.warnings, duration: start.elapsed() }),
-            (code, signal) => Err(SandboxError::StepFailed { code, signal, last_lines: out.tail }),
+            (Some(0), _) => Ok(StepReport {
+                warnings: out.warnings,
+                duration: start.elapsed(),
+            }),
+            (code, signal) => Err(SandboxError::StepFailed {
+                code,
+                signal,
+                last_lines: out.tail,
+            }),
         }
     }
 }
@@ -233,14 +273,25 @@ fn validate(spec: &RunSpec) -> Result<(), SandboxError> {
         return Err(SandboxError::InvalidSpec("the command is empty".into()));
     }
     if !spec.cwd.starts_with('/') {
-        return Err(SandboxError::InvalidSpec(format!("the working directory {:?} is not absolute", spec.cwd)));
+        return Err(SandboxError::InvalidSpec(format!(
+            "the working directory {:?} is not absolute",
+            spec.cwd
+        )));
     }
-    let all = spec.argv.iter().chain(&spec.env).chain([&spec.cwd, &spec.hostname]);
+    let all = spec
+        .argv
+        .iter()
+        .chain(&spec.env)
+        .chain([&spec.cwd, &spec.hostname]);
     if let Some(s) = all.into_iter().find(|s| s.contains('\0')) {
-        return Err(SandboxError::InvalidSpec(format!("{s:?} contains a NUL byte")));
+        return Err(SandboxError::InvalidSpec(format!(
+            "{s:?} contains a NUL byte"
+        )));
     }
     if spec.hostname.len() > 64 {
-        return Err(SandboxError::InvalidSpec("the hostname is longer than 64 bytes".into()));
+        return Err(SandboxError::InvalidSpec(
+            "the hostname is longer than 64 bytes".into(),
+        ));
     }
     Ok(())
 }
@@ -316,7 +367,12 @@ fn remove_stubs(rootfs: &Path, stubs: &[String]) -> Result<(), SandboxError> {
         return Ok(());
     }
     let io = |e: rustix::io::Errno| SandboxError::io("removing the mount points of the step", e);
-    let root = rustix::fs::open(rootfs, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).map_err(io)?;
+    let root = rustix::fs::open(
+        rootfs,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(io)?;
     for rel in stubs.iter().rev() {
         let (parent_rel, name) = rel.rsplit_once('/').unwrap_or((".", rel.as_str()));
         let Ok(parent) = rustix::fs::openat2(
@@ -328,8 +384,13 @@ fn remove_stubs(rootfs: &Path, stubs: &[String]) -> Result<(), SandboxError> {
         ) else {
             continue;
         };
-        let Ok(before) = rustix::fs::fstat(&parent) else { continue };
-        let Ok(st) = rustix::fs::statat(&parent, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW) else { continue };
+        let Ok(before) = rustix::fs::fstat(&parent) else {
+            continue;
+        };
+        let Ok(st) = rustix::fs::statat(&parent, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
+        else {
+            continue;
+        };
         let fmt = st.st_mode & libc::S_IFMT;
         let removed = if fmt == libc::S_IFDIR {
             rustix::fs::unlinkat(&parent, name, rustix::fs::AtFlags::REMOVEDIR).is_ok()
@@ -340,8 +401,14 @@ fn remove_stubs(rootfs: &Path, stubs: &[String]) -> Result<(), SandboxError> {
         };
         if removed {
             let times = rustix::fs::Timestamps {
-                last_access: rustix::fs::Timespec { tv_sec: before.st_atime, tv_nsec: before.st_atime_nsec as _ },
-                last_modification: rustix::fs::Timespec { tv_sec: before.st_mtime, tv_nsec: before.st_mtime_nsec as _ },
+                last_access: rustix::fs::Timespec {
+                    tv_sec: before.st_atime,
+                    tv_nsec: before.st_atime_nsec as _,
+                },
+                last_modification: rustix::fs::Timespec {
+                    tv_sec: before.st_mtime,
+                    tv_nsec: before.st_mtime_nsec as _,
+                },
             };
             let _ = rustix::fs::futimens(&parent, &times);
         }

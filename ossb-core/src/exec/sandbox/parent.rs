@@ -40,7 +40,10 @@ pub(super) fn run_step(
     if cancel.is_cancelled() {
         return Err(SandboxError::Cancelled);
     }
-    let helper_err = |e: String| SandboxError::Helper { helper: helper.display().to_string(), error: e };
+    let helper_err = |e: String| SandboxError::Helper {
+        helper: helper.display().to_string(),
+        error: e,
+    };
     let mut child = Command::new(helper)
         .env_clear()
         .env(MARKER_ENV, MODE_INIT)
@@ -49,11 +52,26 @@ pub(super) fn run_step(
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| helper_err(format!("cannot start it: {e}")))?;
-    let mut guard = Guard { child: &mut child, step_pidfd: None, done: false };
+    let mut guard = Guard {
+        child: &mut child,
+        step_pidfd: None,
+        done: false,
+    };
     let mut stdin = guard.child.stdin.take();
-    let msgs: OwnedFd = guard.child.stdout.take().map(Into::into).ok_or_else(|| helper_err("no stdout pipe".into()))?;
-    let output: OwnedFd = guard.child.stderr.take().map(Into::into).ok_or_else(|| helper_err("no stderr pipe".into()))?;
-    send(&mut stdin, &ToInit::Config(Box::new(cfg))).map_err(|e| helper_err(format!("sending the step: {e}")))?;
+    let msgs: OwnedFd = guard
+        .child
+        .stdout
+        .take()
+        .map(Into::into)
+        .ok_or_else(|| helper_err("no stdout pipe".into()))?;
+    let output: OwnedFd = guard
+        .child
+        .stderr
+        .take()
+        .map(Into::into)
+        .ok_or_else(|| helper_err("no stderr pipe".into()))?;
+    send(&mut stdin, &ToInit::Config(Box::new(cfg)))
+        .map_err(|e| helper_err(format!("sending the step: {e}")))?;
 
     let mut out = Outcome::default();
     let mut setup_failed: Option<(String, String)> = None;
@@ -82,13 +100,17 @@ pub(super) fn run_step(
             fds.push(PollFd::new(&output, PollFlags::IN));
             fds.len() - 1
         });
-        let timeout = rustix::event::Timespec { tv_sec: 1, tv_nsec: 0 };
+        let timeout = rustix::event::Timespec {
+            tv_sec: 1,
+            tv_nsec: 0,
+        };
         match rustix::event::poll(&mut fds, Some(&timeout)) {
             Ok(_) | Err(rustix::io::Errno::INTR) => {}
             Err(e) => return Err(SandboxError::io("polling the step's pipes", e)),
         }
         let ready = |i: Option<usize>| i.is_some_and(|i| !fds[i].revents().is_empty());
-        let (cancel_ready, msg_ready, out_ready) = (!fds[0].revents().is_empty(), ready(msg_idx), ready(out_idx));
+        let (cancel_ready, msg_ready, out_ready) =
+            (!fds[0].revents().is_empty(), ready(msg_idx), ready(out_idx));
         drop(fds);
         if cancel_ready || cancel.is_cancelled() {
             guard.kill();
@@ -96,7 +118,9 @@ pub(super) fn run_step(
         }
         if !unshared && started.elapsed() > UNSHARE_TIMEOUT {
             guard.kill();
-            return Err(helper_err("it did not answer (does its main call run_init_if_requested?)".into()));
+            return Err(helper_err(
+                "it did not answer (does its main call run_init_if_requested?)".into(),
+            ));
         }
         if out_ready && !read_lines(&output, &mut out_buf, &mut |l| emit(l, &mut tail))? {
             output_open = false;
@@ -110,12 +134,17 @@ pub(super) fn run_step(
                 msgs_open = false;
             }
             for line in lines {
-                let msg: FromInit = protocol::parse(&line).map_err(|e| helper_err(format!("bad message: {e}")))?;
+                let msg: FromInit =
+                    protocol::parse(&line).map_err(|e| helper_err(format!("bad message: {e}")))?;
                 match msg {
                     FromInit::Unshared => {
                         unshared = true;
                         let res = idmap.write_for(guard.child.id());
-                        let reply = if res.is_ok() { ToInit::MapsWritten } else { ToInit::Abort };
+                        let reply = if res.is_ok() {
+                            ToInit::MapsWritten
+                        } else {
+                            ToInit::Abort
+                        };
                         let _ = send(&mut stdin, &reply);
                         if let Err(e) = res {
                             guard.kill();
@@ -123,8 +152,10 @@ pub(super) fn run_step(
                         }
                     }
                     FromInit::Started { pid } => {
-                        guard.step_pidfd = rustix::process::Pid::from_raw(pid)
-                            .and_then(|p| rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok());
+                        guard.step_pidfd = rustix::process::Pid::from_raw(pid).and_then(|p| {
+                            rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty())
+                                .ok()
+                        });
                     }
                     FromInit::Stubs { paths } => out.stubs.extend(paths),
                     FromInit::Warning { text } => out.warnings.push(text),
@@ -138,7 +169,10 @@ pub(super) fn run_step(
         }
     }
     drop(stdin);
-    let status = guard.child.wait().map_err(|e| SandboxError::io("waiting for the sandbox init", e))?;
+    let status = guard
+        .child
+        .wait()
+        .map_err(|e| SandboxError::io("waiting for the sandbox init", e))?;
     guard.done = true;
     out.tail = tail.into();
     if let Some((stage, error)) = setup_failed {
@@ -148,7 +182,9 @@ pub(super) fn run_step(
         return Err(SandboxError::Setup { stage, error });
     }
     if out.code.is_none() && out.signal.is_none() {
-        return Err(helper_err(format!("it ended ({status}) without reporting the step's exit")));
+        return Err(helper_err(format!(
+            "it ended ({status}) without reporting the step's exit"
+        )));
     }
     Ok(out)
 }
@@ -161,7 +197,11 @@ fn send(stdin: &mut Option<ChildStdin>, msg: &ToInit) -> std::io::Result<()> {
 }
 
 /// Reads what is available, calling `line` for each complete line; `false` at end of file.
-fn read_lines(fd: &OwnedFd, buf: &mut Vec<u8>, line: &mut dyn FnMut(&[u8])) -> Result<bool, SandboxError> {
+fn read_lines(
+    fd: &OwnedFd,
+    buf: &mut Vec<u8>,
+    line: &mut dyn FnMut(&[u8]),
+) -> Result<bool, SandboxError> {
     let mut chunk = [0u8; 16384];
     let n = match rustix::io::read(fd.as_fd(), &mut chunk) {
         Ok(n) => n,

@@ -134,5 +134,6 @@ pub fn recv<T: for<'de> Deserialize<'de>, R: BufRead>(r: &mut R) -> std::io::Res
 
 /// Parses one line that was already read.
 pub fn parse<T: for<'de> Deserialize<'de>>(line: &[u8]) -> std::io::Result<T> {
-    serde_json::from_slice(line).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    serde_json::from_slice(line)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }

@@ -50,7 +50,8 @@ fn merge_dir(upper: &Path, lower: &Path) -> Result<(), SnapshotError> {
         clean_tree(&l)?;
     }
     if let Some(mode) = restore {
-        std::fs::set_permissions(lower, std::fs::Permissions::from_mode(mode)).map_err(io_err(lower))?;
+        std::fs::set_permissions(lower, std::fs::Permissions::from_mode(mode))
+            .map_err(io_err(lower))?;
     }
     Ok(())
 }
@@ -62,7 +63,11 @@ fn make_writable(dir: &Path) -> Result<Option<u32>, SnapshotError> {
     if rustix::process::geteuid().is_root() || st.st_mode & 0o300 == 0o300 {
         return Ok(None);
     }
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode((st.st_mode & 0o7777) | 0o700)).map_err(io_err(dir))?;
+    std::fs::set_permissions(
+        dir,
+        std::fs::Permissions::from_mode((st.st_mode & 0o7777) | 0o700),
+    )
+    .map_err(io_err(dir))?;
     Ok(Some(st.st_mode & 0o7777))
 }
 
@@ -80,25 +85,45 @@ fn apply_dir_meta(upper: &Path, st: &rustix::fs::Stat, lower: &Path) -> Result<(
         .map_err(errno(lower))?;
     }
     if lst.st_mode & 0o7777 != st.st_mode & 0o7777 {
-        std::fs::set_permissions(lower, std::fs::Permissions::from_mode(st.st_mode & 0o7777)).map_err(io_err(lower))?;
+        std::fs::set_permissions(lower, std::fs::Permissions::from_mode(st.st_mode & 0o7777))
+            .map_err(io_err(lower))?;
     }
-    let want: std::collections::BTreeMap<_, _> = read_xattrs(upper).into_iter().filter(|(k, _)| !internal_xattr(k)).collect();
+    let want: std::collections::BTreeMap<_, _> = read_xattrs(upper)
+        .into_iter()
+        .filter(|(k, _)| !internal_xattr(k))
+        .collect();
     let have = read_xattrs(lower);
-    for k in have.keys().filter(|k| !want.contains_key(*k) && !internal_xattr(k)) {
+    for k in have
+        .keys()
+        .filter(|k| !want.contains_key(*k) && !internal_xattr(k))
+    {
         let _ = rustix::fs::lremovexattr(lower, k.as_str());
     }
     for (k, v) in want.iter().filter(|(k, v)| have.get(*k) != Some(v)) {
-        rustix::fs::lsetxattr(lower, k.as_str(), v, rustix::fs::XattrFlags::empty()).map_err(errno(lower))?;
+        rustix::fs::lsetxattr(lower, k.as_str(), v, rustix::fs::XattrFlags::empty())
+            .map_err(errno(lower))?;
     }
     set_times(lower, st)
 }
 
 fn set_times(path: &Path, st: &rustix::fs::Stat) -> Result<(), SnapshotError> {
     let times = rustix::fs::Timestamps {
-        last_access: rustix::fs::Timespec { tv_sec: st.st_atime, tv_nsec: st.st_atime_nsec as _ },
-        last_modification: rustix::fs::Timespec { tv_sec: st.st_mtime, tv_nsec: st.st_mtime_nsec as _ },
+        last_access: rustix::fs::Timespec {
+            tv_sec: st.st_atime,
+            tv_nsec: st.st_atime_nsec as _,
+        },
+        last_modification: rustix::fs::Timespec {
+            tv_sec: st.st_mtime,
+            tv_nsec: st.st_mtime_nsec as _,
+        },
     };
-    rustix::fs::utimensat(rustix::fs::CWD, path, &times, rustix::fs::AtFlags::SYMLINK_NOFOLLOW).map_err(errno(path))
+    rustix::fs::utimensat(
+        rustix::fs::CWD,
+        path,
+        &times,
+        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+    )
+    .map_err(errno(path))
 }
 
 /// Removes overlay xattrs and stray whiteouts from a subtree moved into the lower dir.
@@ -106,7 +131,10 @@ fn clean_tree(path: &Path) -> Result<(), SnapshotError> {
     let st = rustix::fs::lstat(path).map_err(errno(path))?;
     let f = fmt(&st);
     if f == libc::S_IFREG || f == libc::S_IFDIR {
-        let names: Vec<String> = read_xattrs(path).into_keys().filter(|k| k.contains(".overlay.")).collect();
+        let names: Vec<String> = read_xattrs(path)
+            .into_keys()
+            .filter(|k| k.contains(".overlay."))
+            .collect();
         if !names.is_empty() {
             for k in names {
                 let _ = rustix::fs::lremovexattr(path, k.as_str());
@@ -135,7 +163,11 @@ fn clean_tree(path: &Path) -> Result<(), SnapshotError> {
 
 fn remove_any(path: &Path) -> Result<(), SnapshotError> {
     let st = rustix::fs::lstat(path).map_err(errno(path))?;
-    if fmt(&st) == libc::S_IFDIR { remove_tree(path) } else { std::fs::remove_file(path).map_err(io_err(path)) }
+    if fmt(&st) == libc::S_IFDIR {
+        remove_tree(path)
+    } else {
+        std::fs::remove_file(path).map_err(io_err(path))
+    }
 }
 
 /// Removes a directory tree, making read-only dirs (such as overlay's `work/work`, mode 0)
@@ -148,13 +180,11 @@ pub(crate) fn remove_tree(path: &Path) -> Result<(), SnapshotError> {
         return Ok(());
     }
     fn fix(p: &Path) {
-        if let Some(st) = lstat(p) {
-            if fmt(&st) == libc::S_IFDIR {
-                let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o700));
-                if let Ok(rd) = std::fs::read_dir(p) {
-                    for e in rd.flatten() {
-                        fix(&e.path());
-                    }
+        if lstat(p).is_some_and(|st| fmt(&st) == libc::S_IFDIR) {
+            let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o700));
+            if let Ok(rd) = std::fs::read_dir(p) {
+                for e in rd.flatten() {
+                    fix(&e.path());
                 }
             }
         }

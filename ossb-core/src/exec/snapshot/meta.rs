@@ -23,7 +23,10 @@ pub const ROOTLESS_XATTR: &str = "user.rootlesscontainers";
 
 /// Whether an xattr is overlay-internal or host-specific and stays out of layers.
 pub(crate) fn internal_xattr(name: &str) -> bool {
-    name.starts_with("trusted.overlay.") || name.starts_with("user.overlay.") || name == ROOTLESS_XATTR || name == "security.selinux"
+    name.starts_with("trusted.overlay.")
+        || name.starts_with("user.overlay.")
+        || name == ROOTLESS_XATTR
+        || name == "security.selinux"
 }
 
 /// All xattrs of a path (not following symlinks).
@@ -32,14 +35,18 @@ pub(crate) fn read_xattrs(path: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut names = vec![0u8; 4096];
     let n = match rustix::fs::llistxattr(path, &mut names) {
         Ok(n) => n,
-        Err(rustix::io::Errno::RANGE) => match rustix::fs::llistxattr(path, &mut vec![0u8; 65536][..]) {
-            Ok(_) => return read_xattrs_big(path),
-            Err(_) => return out,
-        },
+        Err(rustix::io::Errno::RANGE) => {
+            match rustix::fs::llistxattr(path, &mut vec![0u8; 65536][..]) {
+                Ok(_) => return read_xattrs_big(path),
+                Err(_) => return out,
+            }
+        }
         Err(_) => return out,
     };
     for name in names[..n].split(|&b| b == 0).filter(|s| !s.is_empty()) {
-        let Ok(name) = std::str::from_utf8(name) else { continue };
+        let Ok(name) = std::str::from_utf8(name) else {
+            continue;
+        };
         if let Some(v) = get_xattr(path, name) {
             out.insert(name.to_string(), v);
         }
@@ -51,7 +58,11 @@ fn read_xattrs_big(path: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut out = BTreeMap::new();
     let mut names = vec![0u8; 65536];
     if let Ok(n) = rustix::fs::llistxattr(path, &mut names) {
-        for name in names[..n].split(|&b| b == 0).filter_map(|s| std::str::from_utf8(s).ok()).filter(|s| !s.is_empty()) {
+        for name in names[..n]
+            .split(|&b| b == 0)
+            .filter_map(|s| std::str::from_utf8(s).ok())
+            .filter(|s| !s.is_empty())
+        {
             if let Some(v) = get_xattr(path, name) {
                 out.insert(name.to_string(), v);
             }
@@ -129,25 +140,43 @@ pub(crate) fn entry_for(
             if st.st_nlink > 1 {
                 let key = (st.st_dev, st.st_ino);
                 if let Some(first) = links.get(&key) {
-                    EntryKind::Hardlink { target: first.clone() }
+                    EntryKind::Hardlink {
+                        target: first.clone(),
+                    }
                 } else {
                     links.insert(key, rel.to_string());
-                    EntryKind::File { source: Source::Path(full.to_path_buf()), size: st.st_size as u64 }
+                    EntryKind::File {
+                        source: Source::Path(full.to_path_buf()),
+                        size: st.st_size as u64,
+                    }
                 }
             } else {
-                EntryKind::File { source: Source::Path(full.to_path_buf()), size: st.st_size as u64 }
+                EntryKind::File {
+                    source: Source::Path(full.to_path_buf()),
+                    size: st.st_size as u64,
+                }
             }
         }
         libc::S_IFDIR => EntryKind::Dir,
         libc::S_IFLNK => {
             let t = rustix::fs::readlink(full, Vec::new()).map_err(|e| io_err(full)(e.into()))?;
-            EntryKind::Symlink { target: t.to_string_lossy().into_owned() }
+            EntryKind::Symlink {
+                target: t.to_string_lossy().into_owned(),
+            }
         }
-        libc::S_IFCHR => EntryKind::CharDevice { major: rustix::fs::major(st.st_rdev), minor: rustix::fs::minor(st.st_rdev) },
-        libc::S_IFBLK => EntryKind::BlockDevice { major: rustix::fs::major(st.st_rdev), minor: rustix::fs::minor(st.st_rdev) },
+        libc::S_IFCHR => EntryKind::CharDevice {
+            major: rustix::fs::major(st.st_rdev),
+            minor: rustix::fs::minor(st.st_rdev),
+        },
+        libc::S_IFBLK => EntryKind::BlockDevice {
+            major: rustix::fs::major(st.st_rdev),
+            minor: rustix::fs::minor(st.st_rdev),
+        },
         libc::S_IFIFO => EntryKind::Fifo,
         _ => {
-            warnings.push(format!("/{rel}: sockets cannot be stored in a layer; skipped"));
+            warnings.push(format!(
+                "/{rel}: sockets cannot be stored in a layer; skipped"
+            ));
             return Ok(None);
         }
     };
@@ -158,11 +187,17 @@ pub(crate) fn entry_for(
         gid = rg.or(gid);
     }
     let uid = uid.unwrap_or_else(|| {
-        warnings.push(format!("/{rel}: host owner uid {} is not mapped into the container; stored as 65534", st.st_uid));
+        warnings.push(format!(
+            "/{rel}: host owner uid {} is not mapped into the container; stored as 65534",
+            st.st_uid
+        ));
         65534
     });
     let gid = gid.unwrap_or_else(|| {
-        warnings.push(format!("/{rel}: host group gid {} is not mapped into the container; stored as 65534", st.st_gid));
+        warnings.push(format!(
+            "/{rel}: host group gid {} is not mapped into the container; stored as 65534",
+            st.st_gid
+        ));
         65534
     });
     Ok(Some(Entry {
@@ -179,7 +214,16 @@ pub(crate) fn entry_for(
 
 /// A metadata-only entry of kind `kind` (whiteouts, opaque markers).
 pub(crate) fn marker(rel: &str, kind: EntryKind) -> Entry {
-    Entry { path: rel.to_string(), kind, mode: 0, uid: 0, gid: 0, mtime: 0, mtime_nsec: 0, xattrs: BTreeMap::new() }
+    Entry {
+        path: rel.to_string(),
+        kind,
+        mode: 0,
+        uid: 0,
+        gid: 0,
+        mtime: 0,
+        mtime_nsec: 0,
+        xattrs: BTreeMap::new(),
+    }
 }
 
 /// Sorted names of a directory.
@@ -192,7 +236,10 @@ pub(crate) fn sorted_names(dir: &Path) -> Result<Vec<String>, SnapshotError> {
             Err(n) => {
                 return Err(SnapshotError::Io {
                     path: dir.join(&n),
-                    source: std::io::Error::new(std::io::ErrorKind::InvalidData, "file name is not UTF-8"),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        "file name is not UTF-8",
+                    ),
                 });
             }
         }
@@ -202,7 +249,11 @@ pub(crate) fn sorted_names(dir: &Path) -> Result<Vec<String>, SnapshotError> {
 }
 
 pub(crate) fn join(rel: &str, name: &str) -> String {
-    if rel.is_empty() { name.to_string() } else { format!("{rel}/{name}") }
+    if rel.is_empty() {
+        name.to_string()
+    } else {
+        format!("{rel}/{name}")
+    }
 }
 
 #[cfg(test)]
@@ -212,7 +263,10 @@ mod tests {
     #[test]
     fn decodes_rootless_proto() {
         // uid 1000 (0x08 0xe8 0x07), gid 5 (0x10 0x05)
-        assert_eq!(decode_rootless(&[0x08, 0xe8, 0x07, 0x10, 0x05]), (Some(1000), Some(5)));
+        assert_eq!(
+            decode_rootless(&[0x08, 0xe8, 0x07, 0x10, 0x05]),
+            (Some(1000), Some(5))
+        );
         assert_eq!(decode_rootless(&[0xff]), (None, None));
     }
 }

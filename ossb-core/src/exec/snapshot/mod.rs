@@ -58,10 +58,14 @@ pub enum SnapshotError {
     #[error("snapshotter misuse: {0}")]
     State(&'static str),
     /// A step's changes cannot be undone with this snapshotter.
-    #[error("the scan snapshotter cannot undo a step: the step wrote into the rootfs directly; rebuild the stage from its base (use the overlay snapshotter to make failed steps free)")]
+    #[error(
+        "the scan snapshotter cannot undo a step: the step wrote into the rootfs directly; rebuild the stage from its base (use the overlay snapshotter to make failed steps free)"
+    )]
     CannotAbort,
     /// Upper and lower dir are on different filesystems (commit renames).
-    #[error("the snapshot scratch dir {scratch} is on another filesystem than the rootfs {lower}; put them on the same filesystem")]
+    #[error(
+        "the snapshot scratch dir {scratch} is on another filesystem than the rootfs {lower}; put them on the same filesystem"
+    )]
     CrossDevice {
         /// The scratch dir.
         scratch: PathBuf,
@@ -71,7 +75,10 @@ pub enum SnapshotError {
 }
 
 pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SnapshotError + '_ {
-    move |source| SnapshotError::Io { path: path.to_path_buf(), source }
+    move |source| SnapshotError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// One step at a time: prepare, (the sandbox runs), diff, then commit or abort.
@@ -111,7 +118,11 @@ pub fn open(
                 }
                 probe.ok
             });
-            if ok { SnapshotterKind::Overlay } else { SnapshotterKind::Scan }
+            if ok {
+                SnapshotterKind::Overlay
+            } else {
+                SnapshotterKind::Scan
+            }
         }
     };
     tracing::info!(snapshotter = ?kind, lower = %lower.display(), "snapshotter selected");

@@ -26,11 +26,19 @@ impl OverlaySnapshotter {
         if l.dev() != s.dev() {
             return Err(SnapshotError::CrossDevice { scratch, lower });
         }
-        Ok(OverlaySnapshotter { lower, scratch, id_map, step: None })
+        Ok(OverlaySnapshotter {
+            lower,
+            scratch,
+            id_map,
+            step: None,
+        })
     }
 
     fn upper(&self) -> Result<PathBuf, SnapshotError> {
-        self.step.as_ref().map(|s| s.path().join("upper")).ok_or(SnapshotError::State("no prepared step"))
+        self.step
+            .as_ref()
+            .map(|s| s.path().join("upper"))
+            .ok_or(SnapshotError::State("no prepared step"))
     }
 }
 
@@ -47,12 +55,19 @@ impl Snapshotter for OverlaySnapshotter {
         if let Some(old) = self.step.take() {
             merge::remove_tree(old.path())?;
         }
-        let dir = tempfile::Builder::new().prefix("ossb-snap-").tempdir_in(&self.scratch).map_err(io_err(&self.scratch))?;
+        let dir = tempfile::Builder::new()
+            .prefix("ossb-snap-")
+            .tempdir_in(&self.scratch)
+            .map_err(io_err(&self.scratch))?;
         let (upper, work) = (dir.path().join("upper"), dir.path().join("work"));
         std::fs::create_dir(&upper).map_err(io_err(&upper))?;
         std::fs::create_dir(&work).map_err(io_err(&work))?;
         self.step = Some(dir);
-        Ok(StepRoot::Overlay { lowers: vec![self.lower.clone()], upper, work })
+        Ok(StepRoot::Overlay {
+            lowers: vec![self.lower.clone()],
+            upper,
+            work,
+        })
     }
 
     fn diff(&mut self) -> Result<Diff, SnapshotError> {
@@ -90,7 +105,8 @@ pub(crate) fn is_whiteout(path: &Path, st: &rustix::fs::Stat) -> bool {
     match fmt(st) {
         libc::S_IFCHR => st.st_rdev == 0,
         libc::S_IFREG if st.st_size == 0 => {
-            get_xattr(path, "user.overlay.whiteout").is_some() || get_xattr(path, "trusted.overlay.whiteout").is_some()
+            get_xattr(path, "user.overlay.whiteout").is_some()
+                || get_xattr(path, "trusted.overlay.whiteout").is_some()
         }
         _ => false,
     }
@@ -98,7 +114,9 @@ pub(crate) fn is_whiteout(path: &Path, st: &rustix::fs::Stat) -> bool {
 
 /// Whether an upper dir hides the lower dir's contents (`overlay.opaque` = `y`).
 pub(crate) fn is_opaque(path: &Path) -> bool {
-    ["user.overlay.opaque", "trusted.overlay.opaque"].iter().any(|n| get_xattr(path, n).as_deref() == Some(b"y"))
+    ["user.overlay.opaque", "trusted.overlay.opaque"]
+        .iter()
+        .any(|n| get_xattr(path, n).as_deref() == Some(b"y"))
 }
 
 /// Converts an overlay upper dir into layer entries (sorted by path, so a hard link always
@@ -114,7 +132,10 @@ pub fn diff_upper(upper: &Path, id_map: &IdMap) -> Result<Diff, SnapshotError> {
             diff.entries.push(marker(&rel, EntryKind::Whiteout));
             continue;
         }
-        let Some(entry) = entry_for(&full, &rel, &st, id_map, &mut links, &mut diff.warnings)? else { continue };
+        let Some(entry) = entry_for(&full, &rel, &st, id_map, &mut links, &mut diff.warnings)?
+        else {
+            continue;
+        };
         let opaque = entry.kind == EntryKind::Dir && is_opaque(&full);
         diff.entries.push(entry);
         if opaque {
@@ -124,7 +145,11 @@ pub fn diff_upper(upper: &Path, id_map: &IdMap) -> Result<Diff, SnapshotError> {
     Ok(diff)
 }
 
-fn walk(dir: &Path, rel: &str, found: &mut Vec<(String, PathBuf, rustix::fs::Stat)>) -> Result<(), SnapshotError> {
+fn walk(
+    dir: &Path,
+    rel: &str,
+    found: &mut Vec<(String, PathBuf, rustix::fs::Stat)>,
+) -> Result<(), SnapshotError> {
     for name in sorted_names(dir)? {
         let full = dir.join(&name);
         let r = join(rel, &name);

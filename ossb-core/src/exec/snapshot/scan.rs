@@ -30,7 +30,11 @@ struct Meta {
 
 impl Meta {
     fn of(path: &Path, st: &rustix::fs::Stat) -> Meta {
-        let link = (fmt(st) == libc::S_IFLNK).then(|| rustix::fs::readlink(path, Vec::new()).map(|c| c.into_bytes()).unwrap_or_default());
+        let link = (fmt(st) == libc::S_IFLNK).then(|| {
+            rustix::fs::readlink(path, Vec::new())
+                .map(|c| c.into_bytes())
+                .unwrap_or_default()
+        });
         Meta {
             dev: st.st_dev,
             ino: st.st_ino,
@@ -38,8 +42,8 @@ impl Meta {
             uid: st.st_uid,
             gid: st.st_gid,
             size: st.st_size,
-            mtime: (st.st_mtime, st.st_mtime_nsec as u64),
-            ctime: (st.st_ctime, st.st_ctime_nsec as u64),
+            mtime: (st.st_mtime, st.st_mtime_nsec),
+            ctime: (st.st_ctime, st.st_ctime_nsec),
             link,
         }
     }
@@ -52,7 +56,10 @@ impl Meta {
         if self.mode & libc::S_IFMT != before.mode & libc::S_IFMT {
             return true;
         }
-        let common = self.mode != before.mode || self.uid != before.uid || self.gid != before.gid || self.mtime != before.mtime;
+        let common = self.mode != before.mode
+            || self.uid != before.uid
+            || self.gid != before.gid
+            || self.mtime != before.mtime;
         if self.is_dir() {
             common || (self.dev, self.ino) != (before.dev, before.ino)
         } else {
@@ -74,7 +81,11 @@ pub struct ScanSnapshotter {
 impl ScanSnapshotter {
     /// Over the rootfs dir `lower`.
     pub fn new(lower: PathBuf, id_map: IdMap) -> Self {
-        ScanSnapshotter { lower, id_map, before: None }
+        ScanSnapshotter {
+            lower,
+            id_map,
+            before: None,
+        }
     }
 }
 
@@ -118,7 +129,10 @@ impl Snapshotter for ScanSnapshotter {
     }
 
     fn diff(&mut self) -> Result<Diff, SnapshotError> {
-        let before = self.before.as_ref().ok_or(SnapshotError::State("diff without prepare"))?;
+        let before = self
+            .before
+            .as_ref()
+            .ok_or(SnapshotError::State("diff without prepare"))?;
         let after = take(&self.lower)?;
         // Children of each dir before the step.
         let mut children: HashMap<&str, Vec<&str>> = HashMap::new();
@@ -133,7 +147,11 @@ impl Snapshotter for ScanSnapshotter {
                 continue;
             }
             let kids = children.get(p.as_str()).map(Vec::as_slice).unwrap_or(&[]);
-            let survivors = kids.iter().any(|k| after.get(*k).is_some_and(|m| (m.dev, m.ino) == (before[*k].dev, before[*k].ino)));
+            let survivors = kids.iter().any(|k| {
+                after
+                    .get(*k)
+                    .is_some_and(|m| (m.dev, m.ino) == (before[*k].dev, before[*k].ino))
+            });
             if (a.dev, a.ino) != (b.dev, b.ino) || (!kids.is_empty() && !survivors) {
                 opaque.insert(p.clone());
             }
@@ -165,7 +183,10 @@ impl Snapshotter for ScanSnapshotter {
             }
             let par = parent(p);
             let parent_continues = par.is_empty()
-                || (after.get(par).is_some_and(Meta::is_dir) && before.get(par).is_some_and(Meta::is_dir) && !opaque.contains(par) && !under_opaque(p));
+                || (after.get(par).is_some_and(Meta::is_dir)
+                    && before.get(par).is_some_and(Meta::is_dir)
+                    && !opaque.contains(par)
+                    && !under_opaque(p));
             if parent_continues {
                 whiteouts.insert(p.clone());
             }
@@ -192,7 +213,8 @@ impl Snapshotter for ScanSnapshotter {
             }
             let full = self.lower.join(p);
             let st = rustix::fs::lstat(&full).map_err(|e| io_err(&full)(e.into()))?;
-            if let Some(e) = entry_for(&full, p, &st, &self.id_map, &mut links, &mut diff.warnings)? {
+            if let Some(e) = entry_for(&full, p, &st, &self.id_map, &mut links, &mut diff.warnings)?
+            {
                 diff.entries.push(e);
                 if opaque.contains(p) {
                     diff.entries.push(marker(p, EntryKind::OpaqueDir));
