@@ -1,18 +1,23 @@
 //! The executor: filesystem operations that never let a path escape ([`fsroot`]), layer
 //! unpacking ([`unpack`]), build-context scanning ([`context`]), the COPY/ADD semantics that
-//! turn sources into layer entries ([`copy`]), the image filesystem index ([`fsindex`]),
-//! registry transfers ([`transfer`]) and the local build driver ([`local`]).
+//! turn sources into layer entries ([`copy`]), the image filesystem index ([`fsindex`]), the
+//! RUN sandbox ([`sandbox`]) and snapshotters ([`snapshot`]), environment probes
+//! ([`doctor`]), registry transfers ([`transfer`]) and the local build driver ([`local`]).
 
 pub mod archive_src;
 pub mod chmod;
 pub mod compress;
 pub mod context;
 pub mod copy;
+pub mod doctor;
 pub mod error;
 pub mod fsindex;
 pub mod fsroot;
 pub mod glob;
+pub mod local;
 pub mod passwd;
+pub mod sandbox;
+pub mod snapshot;
 pub mod tarpath;
 pub mod transfer;
 pub mod unpack;
@@ -24,4 +29,3 @@ pub use error::FsError;
 pub use fsroot::{OwnerOutcome, ResolveMode, Root};
 pub use passwd::resolve_user;
 pub use unpack::{UnpackReport, unpack_layer};
-pub mod local;

@@ -1,0 +1,122 @@
+//! The sandbox init: the re-exec'd helper process of one step.
+//!
+//! It reads the [`InitConfig`], unshares the namespaces, waits for the parent to write its id
+//! maps, forks the step's PID 1 ([`super::child`]) and reports how it ended. It is single
+//! threaded (it runs before anything else in the helper's `main`), which makes `unshare` of a
+//! user namespace and `fork` sound.
+
+use super::child;
+use super::protocol::{self, FromInit, InitConfig, ToInit};
+use rustix::process::{Pid, WaitOptions};
+use rustix::thread::UnshareFlags;
+use std::io::{BufReader, Write};
+use std::os::fd::AsFd;
+
+/// Runs the init and exits the process.
+pub(super) fn main() -> ! {
+    let mut out = std::io::stdout();
+    let code = match run(&mut out) {
+        Ok(()) => 0,
+        Err((stage, error)) => {
+            let _ = protocol::send(&mut out, &FromInit::SetupFailed { stage, error });
+            1
+        }
+    };
+    std::process::exit(code)
+}
+
+type Failure = (String, String);
+
+fn fail(stage: &str) -> impl FnOnce(std::io::Error) -> Failure + '_ {
+    move |e| (stage.to_string(), e.to_string())
+}
+
+fn run(out: &mut std::io::Stdout) -> Result<(), Failure> {
+    let mut input = BufReader::new(std::io::stdin());
+    let cfg =
+        match protocol::recv::<ToInit, _>(&mut input).map_err(fail("reading the step config"))? {
+            Some(ToInit::Config(cfg)) => cfg,
+            other => {
+                return Err((
+                    "reading the step config".into(),
+                    format!("unexpected message {other:?}"),
+                ));
+            }
+        };
+    let mut flags = UnshareFlags::NEWUSER
+        | UnshareFlags::NEWNS
+        | UnshareFlags::NEWPID
+        | UnshareFlags::NEWIPC
+        | UnshareFlags::NEWUTS;
+    if cfg.network_none {
+        flags |= UnshareFlags::NEWNET;
+    }
+    unshare(flags).map_err(fail(super::STAGE_UNSHARE))?;
+    protocol::send(out, &FromInit::Unshared).map_err(fail("reporting the namespaces"))?;
+    match protocol::recv::<ToInit, _>(&mut input).map_err(fail("waiting for the id maps"))? {
+        Some(ToInit::MapsWritten) => {}
+        other => {
+            return Err((
+                "waiting for the id maps".into(),
+                format!("the parent sent {other:?}"),
+            ));
+        }
+    }
+    out.flush().map_err(fail("flushing"))?;
+    let msg = rustix::io::fcntl_dupfd_cloexec(std::io::stdout().as_fd(), 3)
+        .map_err(|e| fail("duplicating the message pipe")(e.into()))?;
+    match fork().map_err(fail("forking the step's pid 1"))? {
+        None => child::run(&cfg, msg),
+        Some(pid) => {
+            drop(msg);
+            wait_child(out, pid, &cfg)
+        }
+    }
+}
+
+fn wait_child(out: &mut std::io::Stdout, pid: Pid, _cfg: &InitConfig) -> Result<(), Failure> {
+    protocol::send(
+        out,
+        &FromInit::Started {
+            pid: pid.as_raw_nonzero().get(),
+        },
+    )
+    .map_err(fail("reporting the pid"))?;
+    loop {
+        match rustix::process::waitpid(Some(pid), WaitOptions::empty()) {
+            Ok(Some((_, status))) => {
+                if status.exited() || status.signaled() {
+                    let code = status.exit_status();
+                    let signal = status.terminating_signal();
+                    protocol::send(out, &FromInit::Exited { code, signal })
+                        .map_err(fail("reporting the exit"))?;
+                    return Ok(());
+                }
+            }
+            Ok(None) => {}
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(("waiting for the step".into(), e.to_string())),
+        }
+    }
+}
+
+#[allow(unsafe_code)]
+fn unshare(flags: UnshareFlags) -> std::io::Result<()> {
+    // SAFETY: the flags contain no CLONE_FILES/CLONE_FS/CLONE_SYSVSEM tricks that would
+    // invalidate Rust's view of the process; the init is single threaded (it runs first thing
+    // in `main`), which CLONE_NEWUSER requires.
+    unsafe { rustix::thread::unshare_unsafe(flags) }.map_err(Into::into)
+}
+
+/// `fork`: `None` in the child, the child's pid in the parent.
+#[allow(unsafe_code)]
+fn fork() -> std::io::Result<Option<Pid>> {
+    // SAFETY: the init process is single threaded (no other thread can hold a lock the child
+    // would need), so the child may allocate and run ordinary Rust code.
+    let pid = unsafe { libc::fork() };
+    match pid {
+        -1 => Err(std::io::Error::last_os_error()),
+        0 => Ok(None),
+        p => Ok(Pid::from_raw(p)),
+    }
+}
