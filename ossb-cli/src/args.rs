@@ -37,6 +37,8 @@ pub enum Command {
     /// Inspect a Dockerfile without building it.
     #[command(subcommand)]
     Dockerfile(DockerfileCommand),
+    /// Push an image from the local store to a registry.
+    Push(PushArgs),
     /// Print version information.
     Version,
 }
@@ -148,6 +150,18 @@ pub struct BuildArgs {
     /// Progress output.
     #[arg(long, value_enum, default_value_t = ProgressArg::Auto)]
     pub progress: ProgressArg,
+    /// Registries to reach over plain HTTP or without TLS verification (loopback always is).
+    #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
+    pub insecure_registries: Vec<String>,
+}
+
+/// `ossb push` arguments.
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// The image in the local store (a tag given to `ossb build -t`).
+    pub image: String,
+    /// Where to push it (default: the same name).
+    pub destination: Option<String>,
     /// Registries to reach over plain HTTP or without TLS verification (loopback always is).
     #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
     pub insecure_registries: Vec<String>,

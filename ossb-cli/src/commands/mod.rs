@@ -2,6 +2,7 @@
 
 mod build;
 mod dockerfile;
+mod push;
 
 use crate::args::Command;
 use ossb_core::{Error, ExitCode};
@@ -11,6 +12,7 @@ pub fn run(command: Command) -> Result<(), Error> {
     match command {
         Command::Build(args) => build::run(*args),
         Command::Dockerfile(cmd) => dockerfile::run(cmd),
+        Command::Push(args) => push::run(args),
         Command::Version => {
             println!("ossb {}", env!("CARGO_PKG_VERSION"));
             Ok(())
@@ -78,4 +80,15 @@ pub fn parse_key_values(
             )),
         })
         .collect()
+}
+
+/// The registry client for `--insecure-registry` hosts, as the core's port.
+pub fn registry_port(
+    insecure: &[String],
+) -> Result<std::sync::Arc<ossb_registry::port::RegistryAdapter>, Error> {
+    let mut config = ossb_registry::RegistryConfig::default();
+    config.insecure.extend(insecure.iter().cloned());
+    Ok(std::sync::Arc::new(
+        ossb_registry::port::RegistryAdapter::from_config(config)?,
+    ))
 }

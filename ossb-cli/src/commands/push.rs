@@ -1,0 +1,33 @@
+//! `ossb push IMAGE [DEST]`: push an image from the local store.
+
+use crate::args::PushArgs;
+use ossb_core::exec::transfer;
+use ossb_core::image::store::Store;
+use ossb_core::reference::Reference;
+use ossb_core::{Error, ExitCode};
+
+/// Run `ossb push`.
+pub fn run(args: PushArgs) -> Result<(), Error> {
+    let source = Reference::parse(&args.image)?;
+    let dest = match &args.destination {
+        Some(d) => Reference::parse(d)?,
+        None => source.clone(),
+    };
+    let store = Store::open_default()?;
+    let _lock = store.lock(false)?;
+    let desc = store.get_ref(&source.to_string()).map_err(|_| {
+        Error::new(
+            ExitCode::Configuration,
+            format!(
+                "{source} is not in the local store at {} (build it with ossb build -t {source})",
+                store.root().display()
+            ),
+        )
+    })?;
+    let port = super::registry_port(&args.insecure_registries)?;
+    let jobs = ossb_core::image::compress::default_threads();
+    let sink = ossb_log::sinks::PlainLines::stderr();
+    let digest = transfer::push(&store, port.as_ref(), &dest, &desc, jobs, &sink)?;
+    println!("{digest}");
+    Ok(())
+}
