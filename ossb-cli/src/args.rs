@@ -7,7 +7,7 @@ use std::path::PathBuf;
 #[derive(Debug, Parser)]
 #[command(name = "ossb", version, about, long_about = None, propagate_version = true)]
 pub struct Cli {
-    /// Log format: auto (JSON in a pod or when stderr is not a terminal), json or text.
+    /// Log format: auto (JSON in a Kubernetes pod, text elsewhere), json or text.
     #[arg(long, global = true, value_enum, default_value_t = LogFormatArg::Auto, env = "OSSB_LOG_FORMAT")]
     pub log_format: LogFormatArg,
     /// Log level: debug, info, warn or error.
@@ -21,7 +21,7 @@ pub struct Cli {
 /// `--log-format` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormatArg {
-    /// JSON in a pod or off a terminal, text on a terminal.
+    /// JSON in a Kubernetes pod, text elsewhere.
     Auto,
     /// One JSON object per line.
     Json,

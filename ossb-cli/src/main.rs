@@ -7,6 +7,8 @@ use clap::Parser;
 use ossb_core::ExitCode;
 
 fn main() {
+    // When this process is a RUN sandbox init (re-exec of ossb), it never returns from here.
+    ossb_core::exec::sandbox::run_init_if_requested();
     let cli = match args::Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {

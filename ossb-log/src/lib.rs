@@ -26,7 +26,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
-    /// JSON in a pod or when stderr is not a terminal, text on a terminal.
+    /// JSON in a Kubernetes pod, human-readable text elsewhere.
     Auto,
     /// One JSON object per line.
     Json,
@@ -42,10 +42,8 @@ pub fn init(format: LogFormat, level: &str, fields: StaticFields) -> bool {
     let json = match format {
         LogFormat::Json => true,
         LogFormat::Text => false,
-        LogFormat::Auto => {
-            use std::io::IsTerminal;
-            fields.in_pod || !std::io::stderr().is_terminal()
-        }
+        // JSON where logs are collected (a pod); people and CI logs read text.
+        LogFormat::Auto => fields.in_pod,
     };
     if json {
         tracing_subscriber::registry()

@@ -62,6 +62,11 @@ impl ImageBuilder {
         &mut self.config
     }
 
+    /// The layer descriptors so far, bottom first.
+    pub fn layers(&self) -> &[Descriptor] {
+        &self.layers
+    }
+
     /// The config as it stands.
     pub fn config(&self) -> &ImageConfig {
         &self.config

@@ -52,6 +52,10 @@ fn set_kv(list: &mut Vec<(String, String)>, key: &str, value: String) {
 }
 
 fn normalize_image(name: &str) -> Result<String, String> {
+    // Local OCI layouts are named by path; the executor resolves them, not a registry.
+    if name.starts_with("oci-layout://") {
+        return Ok(name.to_string());
+    }
     Reference::parse(name)
         .map(|r| r.to_string())
         .map_err(|e| format!("failed to parse stage name {name:?}: {e}"))

@@ -15,6 +15,7 @@
 mod base;
 mod context;
 mod outputs;
+mod run;
 mod state;
 mod steps;
 
@@ -25,6 +26,8 @@ use crate::backend::{BuildBackend, BuildOutcome, BuildRequest, DockerfileSource}
 use crate::dockerfile;
 use crate::error::{Error, ExitCode};
 use crate::exec::context::ContextScan;
+use crate::exec::sandbox::{CancelToken, Sandbox, SandboxOptions};
+use crate::exec::snapshot::SnapshotterChoice;
 use crate::image::compress::Compression;
 use crate::image::layer::LayerOptions;
 use crate::image::oci::Platform;
@@ -45,6 +48,9 @@ pub struct LocalBackend {
     registry: Option<Arc<dyn RegistryPort>>,
     compression: Compression,
     jobs: usize,
+    sandbox_helper: PathBuf,
+    snapshotter: SnapshotterChoice,
+    cancel: Option<CancelToken>,
 }
 
 impl Default for LocalBackend {
@@ -61,7 +67,30 @@ impl LocalBackend {
             registry: None,
             compression: Compression::Gzip { level: 6 },
             jobs: crate::image::compress::default_threads(),
+            sandbox_helper: PathBuf::from("/proc/self/exe"),
+            snapshotter: SnapshotterChoice::Auto,
+            cancel: None,
         }
+    }
+
+    /// The binary that runs RUN steps' sandbox init: it must call
+    /// [`crate::exec::sandbox::run_init_if_requested`] first thing in `main`. The default,
+    /// `/proc/self/exe`, is right for the `ossb` binary and for programs that make that call.
+    pub fn with_sandbox_helper(mut self, helper: impl Into<PathBuf>) -> Self {
+        self.sandbox_helper = helper.into();
+        self
+    }
+
+    /// Force a snapshotter instead of probing for overlayfs.
+    pub fn with_snapshotter(mut self, choice: SnapshotterChoice) -> Self {
+        self.snapshotter = choice;
+        self
+    }
+
+    /// Cancel the build (and kill a running RUN step) when `token` is cancelled.
+    pub fn with_cancel(mut self, token: CancelToken) -> Self {
+        self.cancel = Some(token);
+        self
     }
 
     /// Use the content store at `root` instead of the default.
@@ -104,9 +133,24 @@ pub(crate) struct BuildCtx<'a> {
     pub layer_opts: LayerOptions,
     pub progress: &'a dyn ProgressSink,
     pub jobs: usize,
+    pub sandbox_helper: PathBuf,
+    pub snapshotter: SnapshotterChoice,
+    pub cancel: CancelToken,
+    sandbox: OnceLock<Sandbox>,
 }
 
 impl BuildCtx<'_> {
+    /// The RUN sandbox, set up on first use (id mapping detected once per build).
+    pub fn sandbox(&self) -> Result<&Sandbox, Error> {
+        Ok(self.sandbox.get_or_init(|| {
+            Sandbox::new(SandboxOptions {
+                helper: self.sandbox_helper.clone(),
+                temp_dir: Some(self.scratch.to_path_buf()),
+                id_map: None,
+            })
+        }))
+    }
+
     /// The build context, scanned on first use (a build that never reads it never walks it).
     pub fn context_scan(&self) -> Result<&ContextScan, Error> {
         if let Some(scan) = self.context.get() {
@@ -250,6 +294,18 @@ impl LocalBackend {
             },
             progress,
             jobs: self.jobs,
+            sandbox_helper: self.sandbox_helper.clone(),
+            snapshotter: self.snapshotter,
+            cancel: match &self.cancel {
+                Some(c) => c.clone(),
+                None => CancelToken::new().map_err(|e| {
+                    Error::new(
+                        ExitCode::Resource,
+                        format!("cannot create a cancel pipe: {e}"),
+                    )
+                })?,
+            },
+            sandbox: OnceLock::new(),
         };
 
         let order = graph.build_order();
@@ -317,7 +373,7 @@ impl LocalBackend {
                     operation: step.instruction.keyword().to_uppercase(),
                     description: step.text(),
                 });
-                let result = steps::execute(&ctx, &mut state, step, &done).map_err(|e| {
+                let result = steps::execute(&ctx, &mut state, step, &id, &done).map_err(|e| {
                     Error::new(
                         e.exit_code(),
                         format!("stage {} line {}: {}", stage.display_name, step.line, e),

@@ -7,6 +7,7 @@ use crate::exec::transfer::StoredImage;
 use crate::image::builder::ImageBuilder;
 use crate::image::oci::Platform;
 use crate::image::store::Store;
+use std::sync::Arc;
 
 /// One stage's image under construction.
 #[derive(Debug, Clone)]
@@ -17,6 +18,9 @@ pub struct StageState {
     pub index: FsIndex,
     /// Whether this stage set `CMD` itself (an inherited `CMD` is reset by `ENTRYPOINT`).
     pub cmd_set: bool,
+    /// The stage's filesystem on disk, made on the first `RUN` and kept in step afterwards.
+    /// Not shared: a stage started from this one unpacks its own copy.
+    pub rootfs: Option<Arc<tempfile::TempDir>>,
 }
 
 impl StageState {
@@ -26,6 +30,7 @@ impl StageState {
             builder: ImageBuilder::scratch(platform),
             index: FsIndex::new(),
             cmd_set: false,
+            rootfs: None,
         }
     }
 
@@ -57,6 +62,7 @@ impl StageState {
             builder,
             index,
             cmd_set: false,
+            rootfs: None,
         })
     }
 }

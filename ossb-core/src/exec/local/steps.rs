@@ -168,6 +168,7 @@ fn commit_layer(
 ) -> Result<StepResult, Error> {
     state.index.apply_entries(&entries);
     let info = write_layer(ctx.store, entries, &ctx.layer_opts)?;
+    super::run::apply_layer_to_rootfs(ctx, state, &info.digest, info.size)?;
     let bytes = info.uncompressed_size;
     state.builder.add_layer(&info, history(ctx, created_by));
     Ok(StepResult { bytes })
@@ -457,6 +458,7 @@ pub fn execute(
     ctx: &BuildCtx<'_>,
     state: &mut StageState,
     step: &Step,
+    id: &crate::progress::StepId,
     done: &BTreeMap<usize, StageState>,
 ) -> Result<StepResult, Error> {
     let text = step.text();
@@ -616,13 +618,7 @@ pub fn execute(
             };
             copy_like(ctx, state, step, opts, done)
         }
-        Instruction::Run(_) => Err(Error::new(
-            ExitCode::Build,
-            format!(
-                "line {}: RUN steps need the sandbox, which this build of ossb does not include yet",
-                step.line
-            ),
-        )),
+        Instruction::Run(run) => super::run::execute(ctx, state, step, run, id),
     }
 }
 

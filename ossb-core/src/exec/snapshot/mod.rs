@@ -125,7 +125,7 @@ pub fn open(
             }
         }
     };
-    tracing::info!(snapshotter = ?kind, lower = %lower.display(), "snapshotter selected");
+    tracing::debug!(snapshotter = ?kind, lower = %lower.display(), "snapshotter selected");
     Ok(match kind {
         SnapshotterKind::Overlay => Box::new(OverlaySnapshotter::new(lower, scratch, id_map)?),
         SnapshotterKind::Scan => Box::new(ScanSnapshotter::new(lower, id_map)),

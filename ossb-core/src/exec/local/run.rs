@@ -1,0 +1,288 @@
+//! `RUN`: materialise the stage's filesystem once, run the command in the sandbox on a
+//! snapshot, and turn the snapshot's diff into a layer.
+
+use super::BuildCtx;
+use super::base::materialize;
+use super::state::StageState;
+use super::steps::StepResult;
+use crate::error::{Error, ExitCode};
+use crate::exec::sandbox::{Network, RunSpec, SandboxError};
+use crate::exec::snapshot;
+use crate::exec::{Root, resolve_user};
+use crate::image::layer::write_layer;
+use crate::image::oci::History;
+use crate::plan::Step;
+use crate::plan::instructions::{Network as PlanNetwork, Run};
+use crate::progress::{ProgressEvent, StepId};
+use std::sync::Arc;
+
+/// The default `PATH` of a RUN step when the image sets none (as BuildKit).
+const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Make sure the stage has its filesystem on disk; returns the directory.
+pub fn ensure_rootfs(
+    ctx: &BuildCtx<'_>,
+    state: &mut StageState,
+) -> Result<std::path::PathBuf, Error> {
+    if let Some(dir) = &state.rootfs {
+        return Ok(dir.path().to_path_buf());
+    }
+    let layers: Vec<_> = state
+        .builder
+        .layers()
+        .iter()
+        .map(|l| (l.digest.clone(), l.size))
+        .collect();
+    let dir = materialize(ctx.store, &layers, ctx.scratch)?;
+    let path = dir.path().to_path_buf();
+    state.rootfs = Some(Arc::new(dir));
+    tracing::info!(component = "exec", snapshotter = ?ctx.snapshotter, "stage filesystem unpacked for RUN steps");
+    Ok(path)
+}
+
+/// Apply a layer just written by a non-RUN step to a materialised rootfs, so later RUN steps
+/// see it.
+pub fn apply_layer_to_rootfs(
+    ctx: &BuildCtx<'_>,
+    state: &StageState,
+    digest: &crate::image::digest::Digest,
+    size: u64,
+) -> Result<(), Error> {
+    let Some(dir) = &state.rootfs else {
+        return Ok(());
+    };
+    let root = Root::open_host(dir.path())?;
+    let blob = ctx.store.open_blob_sized(digest, size)?;
+    let (_, reader) = crate::exec::compress::decompress(blob).map_err(|e| {
+        Error::new(
+            ExitCode::General,
+            format!("cannot read layer {digest}: {e}"),
+        )
+    })?;
+    crate::exec::unpack_layer(&root, reader)?;
+    Ok(())
+}
+
+/// The argv of a RUN: exec form as written; shell form through the stage's shell. A RUN that
+/// is only a heredoc runs the heredoc's body as the script; other heredocs are handed to the
+/// shell as written, which redirects them itself.
+fn argv(state: &StageState, run: &Run) -> Vec<String> {
+    let cmd = &run.cmd;
+    if !cmd.prepend_shell {
+        return cmd.args.clone();
+    }
+    let mut argv = {
+        let shell = &state.builder.config().config.shell;
+        if shell.is_empty() {
+            vec!["/bin/sh".to_string(), "-c".to_string()]
+        } else {
+            shell.clone()
+        }
+    };
+    let line = cmd.args.join(" ");
+    let body = |f: &crate::plan::instructions::InlineFile| {
+        if f.chomp {
+            f.data
+                .lines()
+                .map(|l| l.trim_start_matches('\t'))
+                .collect::<Vec<_>>()
+                .join("\n")
+                + "\n"
+        } else {
+            f.data.clone()
+        }
+    };
+    let script = match cmd.files.as_slice() {
+        [only]
+            if line
+                .trim()
+                .trim_start_matches("<<-")
+                .trim_start_matches("<<")
+                .trim_matches(|c| c == '"' || c == '\'')
+                == only.name =>
+        {
+            body(only)
+        }
+        [] => line,
+        files => {
+            let mut s = line;
+            for f in files {
+                s.push('\n');
+                s.push_str(&body(f));
+                s.push_str(&f.name);
+            }
+            s
+        }
+    };
+    argv.push(script);
+    argv
+}
+
+/// BuildKit's history text for a RUN: `RUN |N K=V ... /bin/sh -c cmd # buildkit`.
+fn created_by(step: &Step, argv: &[String]) -> String {
+    let mut out = String::from("RUN ");
+    let used: Vec<String> = step
+        .used_args
+        .iter()
+        .filter_map(|k| step.build_args.get(k).map(|v| format!("{k}={v}")))
+        .collect();
+    if !used.is_empty() {
+        out.push_str(&format!("|{} {} ", used.len(), used.join(" ")));
+    }
+    out.push_str(&argv.join(" "));
+    out.push_str(" # buildkit");
+    out
+}
+
+/// Execute a RUN step.
+pub fn execute(
+    ctx: &BuildCtx<'_>,
+    state: &mut StageState,
+    step: &Step,
+    run: &Run,
+    id: &StepId,
+) -> Result<StepResult, Error> {
+    let lower = ensure_rootfs(ctx, state)?;
+    let cfg = state.builder.config().config.clone();
+    let argv = argv(state, run);
+
+    let mut env = cfg.env.clone();
+    let has = |env: &[String], k: &str| {
+        env.iter()
+            .any(|e| e.split_once('=').map(|(a, _)| a) == Some(k))
+    };
+    for (k, v) in &step.build_args {
+        if !has(&env, k) {
+            env.push(format!("{k}={v}"));
+        }
+    }
+    if !has(&env, "PATH") {
+        env.push(DEFAULT_PATH.to_string());
+    }
+    let (uid, gid) = if cfg.user.is_empty() {
+        (0, 0)
+    } else {
+        let root = Root::open_host(&lower)?;
+        resolve_user(Some(&root), &cfg.user)?
+    };
+    let cwd = if cfg.working_dir.is_empty() {
+        "/".to_string()
+    } else {
+        cfg.working_dir.clone()
+    };
+    let spec = RunSpec {
+        argv: argv.clone(),
+        env,
+        cwd,
+        uid,
+        gid,
+        groups: Vec::new(),
+        hostname: "ossb".into(),
+        network: match run.network {
+            PlanNetwork::None => Network::None,
+            _ => Network::Host,
+        },
+        extra_hosts: Vec::new(),
+    };
+    if !run.mounts.is_empty() {
+        return Err(Error::new(
+            ExitCode::Build,
+            "RUN --mount is not supported yet; copy what the step needs into the image first",
+        ));
+    }
+
+    let sandbox = ctx.sandbox()?;
+    let mut snap = snapshot::open(
+        ctx.snapshotter,
+        lower.clone(),
+        ctx.scratch.to_path_buf(),
+        sandbox.id_map().clone(),
+        &ctx.sandbox_helper,
+    )
+    .map_err(|e| {
+        Error::new(
+            ExitCode::Build,
+            format!("cannot prepare the RUN snapshot: {e}"),
+        )
+    })?;
+    let root = snap.prepare().map_err(|e| {
+        Error::new(
+            ExitCode::Build,
+            format!("cannot prepare the RUN snapshot: {e}"),
+        )
+    })?;
+    let mut on_line = |line: &str| {
+        ctx.progress.event(&ProgressEvent::StepOutput {
+            id: id.clone(),
+            line: line.to_string(),
+        });
+    };
+    let report = match sandbox.run(&root, &spec, &ctx.cancel, &mut on_line) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = snap.abort();
+            return Err(sandbox_error(e, &argv));
+        }
+    };
+    for w in &report.warnings {
+        ctx.progress
+            .event(&ProgressEvent::Warning { message: w.clone() });
+    }
+    let diff = snap.diff().map_err(|e| {
+        Error::new(
+            ExitCode::Build,
+            format!("cannot read what the RUN step changed: {e}"),
+        )
+    })?;
+    for w in &diff.warnings {
+        ctx.progress
+            .event(&ProgressEvent::Warning { message: w.clone() });
+    }
+    state.index.apply_entries(&diff.entries);
+    let info = write_layer(ctx.store, diff.entries, &ctx.layer_opts)?;
+    snap.commit().map_err(|e| {
+        Error::new(
+            ExitCode::Build,
+            format!("cannot apply the RUN step's changes: {e}"),
+        )
+    })?;
+    let history = History {
+        created: Some(ctx.created.clone()),
+        created_by: Some(created_by(step, &argv)),
+        ..History::default()
+    };
+    state.builder.add_layer(&info, history);
+    Ok(StepResult {
+        bytes: info.uncompressed_size,
+    })
+}
+
+fn sandbox_error(e: SandboxError, argv: &[String]) -> Error {
+    match e {
+        SandboxError::StepFailed {
+            code,
+            signal,
+            last_lines,
+        } => {
+            let how = match (code, signal) {
+                (_, Some(sig)) => format!("was killed by signal {sig}"),
+                (Some(c), None) => format!("exited with code {c}"),
+                (None, None) => "failed".to_string(),
+            };
+            let tail = if last_lines.is_empty() {
+                String::new()
+            } else {
+                format!("\nlast output:\n  {}", last_lines.join("\n  "))
+            };
+            Error::new(
+                ExitCode::Build,
+                format!("RUN {} {how}{tail}", argv.join(" ")),
+            )
+        }
+        SandboxError::Cancelled => Error::new(
+            ExitCode::Cancelled,
+            "the build was cancelled during a RUN step",
+        ),
+        other => Error::new(ExitCode::Build, other.to_string()),
+    }
+}
