@@ -57,6 +57,7 @@ pub fn init(format: LogFormat, level: &str, fields: StaticFields) -> bool {
             .with(
                 tracing_subscriber::fmt::layer()
                     .with_writer(std::io::stderr)
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
                     .with_target(false),
             )
             .try_init()
