@@ -21,3 +21,8 @@ pub mod progress;
 pub mod reference;
 
 pub use error::{Error, ExitCode};
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

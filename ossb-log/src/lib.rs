@@ -64,3 +64,8 @@ pub fn init(format: LogFormat, level: &str, fields: StaticFields) -> bool {
             .is_ok()
     }
 }
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

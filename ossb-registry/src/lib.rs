@@ -32,3 +32,8 @@ pub use error::RegistryError;
 pub use manifest::ManifestInfo;
 pub use ossb_core::reference::Reference;
 pub use upload::MountOutcome;
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
