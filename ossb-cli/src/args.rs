@@ -37,6 +37,13 @@ pub enum Command {
     /// Inspect a Dockerfile without building it.
     #[command(subcommand)]
     Dockerfile(DockerfileCommand),
+    /// Report what this machine or pod allows for RUN steps (user namespaces, overlayfs, uid
+    /// ranges, binfmt handlers), in plain words or JSON.
+    Doctor {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Push an image from the local store to a registry.
     Push(PushArgs),
     /// Print version information.

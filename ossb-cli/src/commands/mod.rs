@@ -13,6 +13,15 @@ pub fn run(command: Command) -> Result<(), Error> {
         Command::Build(args) => build::run(*args),
         Command::Dockerfile(cmd) => dockerfile::run(cmd),
         Command::Push(args) => push::run(args),
+        Command::Doctor { json } => {
+            let report = ossb_core::exec::doctor::diagnose(std::path::Path::new("/proc/self/exe"));
+            if json {
+                println!("{}", report.to_json());
+            } else {
+                print!("{report}");
+            }
+            Ok(())
+        }
         Command::Version => {
             println!("ossb {}", env!("CARGO_PKG_VERSION"));
             Ok(())

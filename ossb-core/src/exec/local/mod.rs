@@ -26,6 +26,7 @@ use crate::backend::{BuildBackend, BuildOutcome, BuildRequest, DockerfileSource}
 use crate::dockerfile;
 use crate::error::{Error, ExitCode};
 use crate::exec::context::ContextScan;
+use crate::exec::doctor::{NoSandbox, SandboxChoice};
 use crate::exec::sandbox::{CancelToken, Sandbox, SandboxOptions};
 use crate::exec::snapshot::SnapshotterChoice;
 use crate::image::compress::Compression;
@@ -137,11 +138,26 @@ pub(crate) struct BuildCtx<'a> {
     pub snapshotter: SnapshotterChoice,
     pub cancel: CancelToken,
     sandbox: OnceLock<Sandbox>,
+    preflight: std::sync::Mutex<Option<std::thread::JoinHandle<Result<SandboxChoice, NoSandbox>>>>,
 }
 
 impl BuildCtx<'_> {
-    /// The RUN sandbox, set up on first use (id mapping detected once per build).
+    /// The RUN sandbox, set up on first use (id mapping detected once per build), after the
+    /// build's preflight probe said RUN steps can run here.
     pub fn sandbox(&self) -> Result<&Sandbox, Error> {
+        let pending = self.preflight.lock().ok().and_then(|mut p| p.take());
+        if let Some(handle) = pending {
+            match handle.join() {
+                Ok(Ok(_)) => {}
+                Ok(Err(no)) => return Err(Error::new(ExitCode::Configuration, no.to_string())),
+                Err(_) => {
+                    return Err(Error::new(
+                        ExitCode::General,
+                        "the sandbox probe thread panicked",
+                    ));
+                }
+            }
+        }
         Ok(self.sandbox.get_or_init(|| {
             Sandbox::new(SandboxOptions {
                 helper: self.sandbox_helper.clone(),
@@ -269,6 +285,19 @@ impl LocalBackend {
                     format!("cannot create a temp dir in the store: {e}"),
                 )
             })?;
+        let order = graph.build_order();
+        let has_run = order.iter().any(|i| {
+            graph.stages[*i]
+                .instructions
+                .iter()
+                .any(|s| matches!(s.instruction, plan::Instruction::Run(_)))
+        });
+        // Probe what RUN steps may use while the first stages pull and copy; the answer is
+        // checked before the first RUN, so a forbidden sandbox fails before any RUN work.
+        let preflight = has_run.then(|| {
+            let helper = self.sandbox_helper.clone();
+            std::thread::spawn(move || crate::exec::doctor::diagnose(&helper).best_sandbox())
+        });
         let now = request
             .source_date_epoch
             .unwrap_or_else(|| chrono::Utc::now().timestamp());
@@ -306,9 +335,9 @@ impl LocalBackend {
                 })?,
             },
             sandbox: OnceLock::new(),
+            preflight: std::sync::Mutex::new(preflight),
         };
 
-        let order = graph.build_order();
         let total_steps: usize = order
             .iter()
             .map(|i| graph.stages[*i].instructions.len() + 1)
