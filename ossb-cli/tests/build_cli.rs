@@ -502,3 +502,98 @@ fn docker_archive_loads_into_docker_and_runs() {
         "loaded in /srv"
     );
 }
+
+/// Build a busybox base into an OCI layout with ossb; returns `oci-layout://DIR:latest`.
+fn busybox_layout(env: &Env) -> String {
+    let base = env.path("bb-ctx");
+    ossb_testkit::busybox_rootfs(&base.join("rootfs")).expect("busybox rootfs");
+    fs::write(base.join("Dockerfile"), "FROM scratch\nCOPY rootfs/ /\n").expect("df");
+    let out = env.path("bb-oci");
+    env.ossb_ok(&[
+        "build",
+        "--progress",
+        "quiet",
+        "--output",
+        &format!("type=oci,dest={}", out.display()),
+        base.to_str().expect("utf8"),
+    ]);
+    format!("oci-layout://{}:latest", out.display())
+}
+
+#[test]
+fn run_steps_change_the_filesystem_and_failures_show_the_output() {
+    if !tool("umoci") {
+        return;
+    }
+    let env = Env::new();
+    let base = busybox_layout(&env);
+    env.write(
+        "r/Dockerfile",
+        &format!(
+            "FROM {base}\nARG GREETING=hi\n\
+             RUN echo \"$GREETING from run\" > /greeting && rm /bin/vi && mkdir -p /w/d && touch /w/d/f\n\
+             RUN rm -rf /w/d && mkdir /w/d && echo new > /w/d/only\n\
+             WORKDIR /w\nRUN pwd > where && id -u > uid\n"
+        ),
+    );
+    let out = env.path("r-oci");
+    let build = env.ossb(&[
+        "build",
+        "--progress",
+        "plain",
+        "--output",
+        &format!("type=oci,dest={}", out.display()),
+        env.path("r").to_str().expect("utf8"),
+    ]);
+    let stderr = String::from_utf8_lossy(&build.stderr);
+    assert!(build.status.success(), "{stderr}");
+    let rootfs = umoci_unpack(&out, "latest", &env.path("r-bundle"));
+    assert_eq!(
+        fs::read_to_string(rootfs.join("greeting")).expect("greeting"),
+        "hi from run\n"
+    );
+    assert!(
+        !rootfs.join("bin/vi").exists(),
+        "deleting a base file is a whiteout"
+    );
+    assert!(rootfs.join("bin/sh").exists());
+    let listing: Vec<String> = fs::read_dir(rootfs.join("w/d"))
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(listing, vec!["only"], "a replaced directory is opaque");
+    assert_eq!(
+        fs::read_to_string(rootfs.join("w/where"))
+            .expect("where")
+            .trim(),
+        "/w"
+    );
+    assert_eq!(
+        fs::read_to_string(rootfs.join("w/uid"))
+            .expect("uid")
+            .trim(),
+        "0"
+    );
+
+    env.write(
+        "f/Dockerfile",
+        &format!("FROM {base}\nRUN echo about to fail && echo details >&2 && exit 7\n"),
+    );
+    let failed = env.ossb(&[
+        "build",
+        "--progress",
+        "quiet",
+        env.path("f").to_str().expect("utf8"),
+    ]);
+    let err = String::from_utf8_lossy(&failed.stderr);
+    assert_eq!(
+        failed.status.code(),
+        Some(2),
+        "a failing RUN is a build error: {err}"
+    );
+    assert!(err.contains("exited with code 7"), "{err}");
+    assert!(
+        err.contains("about to fail") && err.contains("details"),
+        "the last output lines are shown: {err}"
+    );
+}
