@@ -5,7 +5,8 @@
 //!   `job_name`, `pod_name`, `namespace`, `node_name`, and the event's own fields).
 //! - [`init`]: installs that layer, or a human-readable one on a terminal.
 //! - [`sinks`]: [`ossb_core::progress::ProgressSink`] implementations: an atomically rewritten
-//!   progress file, log events, plain lines and JSON lines.
+//!   progress file, log events, plain lines, JSON lines and a live terminal view
+//!   ([`sinks::TerminalView`], only when stderr is a terminal).
 //!
 //! ```
 //! use ossb_core::progress::{ProgressEvent, ProgressSink};

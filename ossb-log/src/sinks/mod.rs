@@ -3,10 +3,12 @@
 mod lines;
 mod log_events;
 mod progress_file;
+mod terminal;
 
 pub use lines::{JsonLines, PlainLines};
 pub use log_events::LogEvents;
 pub use progress_file::ProgressFile;
+pub use terminal::{TerminalView, format_bytes};
 
 use ossb_core::progress::ProgressEvent;
 
