@@ -160,6 +160,12 @@ pub struct BuildArgs {
     /// Registries to reach over plain HTTP or without TLS verification (loopback always is).
     #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
     pub insecure_registries: Vec<String>,
+    /// Cancel the build after this long (Go duration: `90s`, `10m`, `1h30m`); exit code 7.
+    #[arg(long, value_name = "DURATION", env = "OSSB_TIMEOUT")]
+    pub timeout: Option<String>,
+    /// Registry configuration file (YAML: default_registry, registries, insecure, mirrors).
+    #[arg(long, value_name = "PATH", env = "OSSB_REGISTRY_CONFIG")]
+    pub registry_config: Option<PathBuf>,
 }
 
 /// `ossb push` arguments.

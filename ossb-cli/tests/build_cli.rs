@@ -597,3 +597,101 @@ fn run_steps_change_the_filesystem_and_failures_show_the_output() {
         "the last output lines are shown: {err}"
     );
 }
+
+/// Processes whose command line contains `needle` (from /proc).
+fn processes_with(needle: &str) -> Vec<u32> {
+    fs::read_dir("/proc")
+        .expect("/proc")
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| {
+                    String::from_utf8_lossy(&c)
+                        .replace('\0', " ")
+                        .contains(needle)
+                })
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+#[test]
+fn sigterm_during_run_exits_8_with_status_cancelled_and_leaves_nothing_behind() {
+    let env = Env::new();
+    let base = busybox_layout(&env);
+    let marker = format!("sleep 3{}", std::process::id() % 1000 + 100);
+    env.write(
+        "s/Dockerfile",
+        &format!("FROM {base}\nRUN echo started && {marker}\n"),
+    );
+    let status = env.path("status.json");
+    let child = Command::new(OSSB)
+        .args(["build", "--progress", "plain"])
+        .arg(env.path("s"))
+        .env("OSSB_ROOT", env.path("store"))
+        .env("OSSB_STATUS_FILE", &status)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("ossb starts");
+    let started = std::time::Instant::now();
+    while processes_with(&marker).is_empty() {
+        assert!(
+            started.elapsed().as_secs() < 60,
+            "the RUN step never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(child.id() as i32).expect("pid"),
+        rustix::process::Signal::TERM,
+    )
+    .expect("kill");
+    let out = child.wait_with_output().expect("ossb ends");
+    assert_eq!(
+        out.status.code(),
+        Some(8),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        processes_with(&marker).is_empty(),
+        "the RUN step's processes are gone"
+    );
+    let record: serde_json::Value =
+        serde_json::from_slice(&fs::read(&status).expect("status file")).expect("json");
+    assert_eq!(record["status"], "Cancelled");
+    let leftovers: Vec<_> = fs::read_dir(env.path("store/tmp"))
+        .expect("store tmp")
+        .collect();
+    assert!(leftovers.is_empty(), "no temp dir is left: {leftovers:?}");
+    // The store is still usable: a rebuild of something else succeeds.
+    env.write("ok/Dockerfile", &format!("FROM {base}\nRUN echo fine\n"));
+    env.ossb_ok(&[
+        "build",
+        "--progress",
+        "quiet",
+        env.path("ok").to_str().expect("utf8"),
+    ]);
+}
+
+#[test]
+fn a_build_past_its_timeout_exits_7() {
+    let env = Env::new();
+    let base = busybox_layout(&env);
+    env.write("t/Dockerfile", &format!("FROM {base}\nRUN sleep 120\n"));
+    let out = env.ossb(&[
+        "build",
+        "--progress",
+        "quiet",
+        "--timeout",
+        "1s",
+        env.path("t").to_str().expect("utf8"),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -97,17 +97,143 @@ fn progress_sink(mode: ProgressArg) -> FanOut {
     fan
 }
 
-/// Run `ossb build`.
-pub fn run(args: BuildArgs) -> Result<(), Error> {
-    let req = request(&args)?;
-    let mut config = ossb_registry::RegistryConfig::default();
+/// The registry configuration: `--registry-config`, else the pod's ConfigMap, plus
+/// `--insecure-registry` hosts and registry credentials found in the pod.
+fn registry_config(
+    args: &BuildArgs,
+    found: Option<&ossb_k8s::pod::Discovery>,
+) -> Result<ossb_registry::RegistryConfig, Error> {
+    let text = match (
+        &args.registry_config,
+        found.and_then(|f| f.registry_config.as_ref()),
+    ) {
+        (Some(path), _) => Some((path.display().to_string(), super::read_config(path)?)),
+        (None, Some(file)) => Some((file.path.display().to_string(), file.text.clone())),
+        (None, None) => None,
+    };
+    let mut config = match text {
+        Some((name, text)) => ossb_registry::RegistryConfig::from_yaml(&text).map_err(|e| {
+            Error::new(
+                ExitCode::Configuration,
+                format!("invalid registry configuration {name}: {e}"),
+            )
+        })?,
+        None => ossb_registry::RegistryConfig::default(),
+    };
     config
         .insecure
         .extend(args.insecure_registries.iter().cloned());
+    for cred in found
+        .map(|f| f.registry_credentials.as_slice())
+        .unwrap_or_default()
+    {
+        if let ossb_k8s::pod::RegistryCredential::Basic {
+            registry,
+            username,
+            password,
+            ..
+        } = cred
+        {
+            let host = config.registries.entry(registry.clone()).or_default();
+            host.username.get_or_insert_with(|| username.clone());
+            host.password
+                .get_or_insert_with(|| password.expose().to_string());
+        }
+    }
+    Ok(config)
+}
+
+/// Run `ossb build`: the job lifecycle (status file, SIGTERM/SIGINT, `--timeout`) wraps the
+/// build everywhere; in a Kubernetes pod, secrets, registry configuration, the ConfigMap
+/// context and the workspace are discovered at their documented paths.
+pub fn run(args: BuildArgs) -> Result<(), Error> {
+    use ossb_k8s::job::JobLifecycleManager;
+    use ossb_k8s::pod::{PodContext, PodPaths, Workspace, discover, materialize_context};
+
+    let pod = PodContext::from_env();
+    let mut req = request(&args)?;
+    let status_dir;
+    let job = if pod.in_pod {
+        JobLifecycleManager::from_env()
+    } else {
+        // Outside a pod the status file is only written where asked for.
+        status_dir = tempfile::tempdir().map_err(|e| {
+            Error::new(ExitCode::Resource, format!("cannot create a temp dir: {e}"))
+        })?;
+        let path = std::env::var_os("OSSB_STATUS_FILE")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| status_dir.path().join("status.json"));
+        JobLifecycleManager::with_options(path, std::time::Duration::from_secs(20), true)
+    }
+    .map_err(|e| Error::new(ExitCode::Configuration, e.to_string()))?;
+    let _signals = job
+        .install_signal_handler()
+        .map_err(|e| Error::new(ExitCode::General, e.to_string()))?;
+    let _watchdog = match &args.timeout {
+        Some(t) => {
+            let ns = ossb_core::plan::duration::parse_go_duration(t).map_err(|e| {
+                Error::new(
+                    ExitCode::Configuration,
+                    format!("invalid --timeout {t:?}: {e}"),
+                )
+            })?;
+            Some(job.start_timeout(std::time::Duration::from_nanos(ns.max(0) as u64)))
+        }
+        None => None,
+    };
+
+    let mut backend = LocalBackend::new();
+    let found = if pod.in_pod {
+        let found = discover(&PodPaths::from_env()).map_err(Error::from)?;
+        req.secrets.extend(found.build_secrets.iter().cloned());
+        if let Some(cm) = &found.build_context
+            && !args.context.exists()
+        {
+            materialize_context(cm, &args.context).map_err(Error::from)?;
+        }
+        let needed = match std::env::var("OSSB_WORKSPACE_SIZE") {
+            Ok(v) => ossb_k8s::pod::parse_size(&v).ok_or_else(|| {
+                Error::new(
+                    ExitCode::Configuration,
+                    format!("invalid OSSB_WORKSPACE_SIZE {v:?}: use bytes or a size like 10Gi"),
+                )
+            })?,
+            Err(_) => 0,
+        };
+        let ws = Workspace::prepare(&Workspace::path_from_env(), needed).map_err(Error::from)?;
+        if std::env::var_os("OSSB_ROOT").is_none() {
+            backend = backend.with_store_root(ws.store_dir());
+        }
+        Some(found)
+    } else {
+        None
+    };
+    let config = registry_config(&args, found.as_ref())?;
     let registry = ossb_registry::port::RegistryAdapter::from_config(config)?;
-    let backend = LocalBackend::new().with_registry(std::sync::Arc::new(registry));
-    let sink = progress_sink(args.progress);
-    let outcome = backend.build(&req, &sink as &dyn ProgressSink)?;
-    println!("{}", outcome.image_digest);
-    Ok(())
+    let cancel = ossb_core::exec::sandbox::CancelToken::new().map_err(|e| {
+        Error::new(
+            ExitCode::Resource,
+            format!("cannot create a cancel pipe: {e}"),
+        )
+    })?;
+    let on_cancel = cancel.clone();
+    job.cancel_token().on_cancel(move |_| on_cancel.cancel());
+    let backend = backend
+        .with_registry(std::sync::Arc::new(registry))
+        .with_cancel(cancel);
+
+    let mut sink = progress_sink(args.progress);
+    sink.push(Box::new(job.progress_sink()));
+    job.start(&format!("{:x}", std::process::id()));
+    let result = backend.build(&req, &sink as &dyn ProgressSink);
+    let code = job.finish(&result);
+    match result {
+        Ok(outcome) => {
+            println!("{}", outcome.image_digest);
+            Ok(())
+        }
+        // A cancelled or timed-out build reports that class, whatever error it stopped with.
+        Err(e) if e.exit_code() != code => Err(Error::new(code, e.to_string())),
+        Err(e) => Err(e),
+    }
 }

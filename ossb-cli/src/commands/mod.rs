@@ -101,3 +101,13 @@ pub fn registry_port(
         ossb_registry::port::RegistryAdapter::from_config(config)?,
     ))
 }
+
+/// Read a configuration file, naming it in the error.
+pub fn read_config(path: &std::path::Path) -> Result<String, Error> {
+    std::fs::read_to_string(path).map_err(|e| {
+        Error::new(
+            ExitCode::Configuration,
+            format!("cannot read {}: {e}", path.display()),
+        )
+    })
+}

@@ -391,6 +391,9 @@ impl LocalBackend {
                 bytes: 0,
             });
             for (n, step) in stage.instructions.iter().enumerate() {
+                if ctx.cancel.is_cancelled() {
+                    return Err(Error::new(ExitCode::Cancelled, "the build was cancelled"));
+                }
                 let id = StepId {
                     platform: plat.clone(),
                     stage: index,
