@@ -13,6 +13,7 @@
 //! ```
 
 mod base;
+pub mod cache;
 mod context;
 mod outputs;
 mod run;
@@ -138,6 +139,12 @@ pub(crate) struct BuildCtx<'a> {
     pub snapshotter: SnapshotterChoice,
     pub cancel: CancelToken,
     sandbox: OnceLock<Sandbox>,
+    /// Layer records by key.
+    pub cache: cache::CacheStore,
+    /// Content digests of context files by stamp.
+    pub stat_cache: cache::StatCache,
+    /// `--no-cache`: build every step, still record the results.
+    pub no_cache: bool,
     preflight: std::sync::Mutex<Option<std::thread::JoinHandle<Result<SandboxChoice, NoSandbox>>>>,
 }
 
@@ -335,6 +342,9 @@ impl LocalBackend {
                 })?,
             },
             sandbox: OnceLock::new(),
+            cache: cache::CacheStore::open(store.root())?,
+            stat_cache: cache::StatCache::load(store.root()),
+            no_cache: request.no_cache,
             preflight: std::sync::Mutex::new(preflight),
         };
 
@@ -351,6 +361,7 @@ impl LocalBackend {
 
         let mut done: BTreeMap<usize, StageState> = BTreeMap::new();
         let mut operations = 0usize;
+        let mut cache_hits = 0usize;
         for &index in &order {
             let stage = &graph.stages[index];
             let plat = platform.to_string();
@@ -412,9 +423,12 @@ impl LocalBackend {
                     )
                 })?;
                 operations += 1;
+                if result.cache_hit {
+                    cache_hits += 1;
+                }
                 progress.event(&ProgressEvent::StepFinished {
                     id,
-                    cache_hit: false,
+                    cache_hit: result.cache_hit,
                     duration: t.elapsed(),
                     bytes: result.bytes,
                 });
@@ -429,8 +443,14 @@ impl LocalBackend {
         let mut final_state = done
             .remove(&graph.target)
             .ok_or_else(|| Error::new(ExitCode::General, "the target stage was not built"))?;
+        ctx.stat_cache.save();
+        // The image is as new as its newest layer (an unchanged rebuild is the same image).
+        let created = final_state
+            .last_created
+            .clone()
+            .unwrap_or_else(|| ctx.created.clone());
         let config = final_state.builder.config_mut();
-        config.created = Some(ctx.created.clone());
+        config.created = Some(created);
         for (k, v) in &request.labels {
             config.config.labels.insert(k.clone(), v.clone());
         }
@@ -441,7 +461,7 @@ impl LocalBackend {
             config_digest: Some(image.config.digest.to_string()),
             tags: tags.iter().map(|t| t.to_string()).collect(),
             operations,
-            cache_hits: 0,
+            cache_hits,
         })
     }
 }

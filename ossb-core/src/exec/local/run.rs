@@ -3,6 +3,7 @@
 
 use super::BuildCtx;
 use super::base::materialize;
+use super::cache::{KeyBuilder, Record};
 use super::state::StageState;
 use super::steps::StepResult;
 use crate::error::{Error, ExitCode};
@@ -10,7 +11,6 @@ use crate::exec::sandbox::{Network, RunSpec, SandboxError};
 use crate::exec::snapshot;
 use crate::exec::{Root, resolve_user};
 use crate::image::layer::write_layer;
-use crate::image::oci::History;
 use crate::plan::Step;
 use crate::plan::instructions::{Network as PlanNetwork, Run};
 use crate::progress::{ProgressEvent, StepId};
@@ -141,10 +141,41 @@ pub fn execute(
     step: &Step,
     run: &Run,
     id: &StepId,
+    mut key: KeyBuilder,
 ) -> Result<StepResult, Error> {
-    let lower = ensure_rootfs(ctx, state)?;
     let cfg = state.builder.config().config.clone();
     let argv = argv(state, run);
+    // What the step sees decides what it writes: command, environment, user, directory, network.
+    key.field("argv", argv.join("\0").as_bytes());
+    key.field("env", cfg.env.join("\0").as_bytes());
+    key.field("user", cfg.user.as_bytes());
+    key.field("cwd", cfg.working_dir.as_bytes());
+    key.field("network", format!("{:?}", run.network).as_bytes());
+    let key = key.finish();
+    if !ctx.no_cache
+        && let Some(record) = ctx.cache.get(&key, ctx.store)
+    {
+        // The index needs the layer's paths; the tar headers are enough.
+        let blob = ctx.store.open_blob_sized(&record.digest, record.size)?;
+        let (_, reader) = crate::exec::compress::decompress(blob).map_err(|e| {
+            Error::new(
+                ExitCode::General,
+                format!("cannot read layer {}: {e}", record.digest),
+            )
+        })?;
+        state
+            .index
+            .apply_tar(reader)
+            .map_err(|e| Error::new(ExitCode::General, e.to_string()))?;
+        apply_layer_to_rootfs(ctx, state, &record.digest, record.size)?;
+        state.add_layer(&record.layer(), &record.created, created_by(step, &argv));
+        state.key = key;
+        return Ok(StepResult {
+            bytes: record.uncompressed_size,
+            cache_hit: true,
+        });
+    }
+    let lower = ensure_rootfs(ctx, state)?;
 
     let mut env = cfg.env.clone();
     let has = |env: &[String], k: &str| {
@@ -246,14 +277,12 @@ pub fn execute(
             format!("cannot apply the RUN step's changes: {e}"),
         )
     })?;
-    let history = History {
-        created: Some(ctx.created.clone()),
-        created_by: Some(created_by(step, &argv)),
-        ..History::default()
-    };
-    state.builder.add_layer(&info, history);
+    ctx.cache.put(&key, &Record::of(&info, &ctx.created));
+    state.add_layer(&info, &ctx.created, created_by(step, &argv));
+    state.key = key;
     Ok(StepResult {
         bytes: info.uncompressed_size,
+        cache_hit: false,
     })
 }
 

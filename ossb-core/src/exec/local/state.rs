@@ -21,9 +21,42 @@ pub struct StageState {
     /// The stage's filesystem on disk, made on the first `RUN` and kept in step afterwards.
     /// Not shared: a stage started from this one unpacks its own copy.
     pub rootfs: Option<Arc<tempfile::TempDir>>,
+    /// The cache key of everything so far (base and steps).
+    pub key: String,
+    /// `created` of the newest layer: metadata-only steps take it, so an unchanged rebuild
+    /// gives the same config.
+    pub last_created: Option<String>,
 }
 
 impl StageState {
+    /// Add a history entry for a step without a layer, dated like the newest layer.
+    pub fn add_meta_history(&mut self, now: &str, created_by: String) {
+        let created = self.last_created.clone().unwrap_or_else(|| now.to_string());
+        self.builder.add_empty_history(crate::image::oci::History {
+            created: Some(created),
+            created_by: Some(created_by),
+            ..Default::default()
+        });
+    }
+
+    /// Add a layer made (or first made) at `created`.
+    pub fn add_layer(
+        &mut self,
+        layer: &crate::image::layer::LayerInfo,
+        created: &str,
+        created_by: String,
+    ) {
+        self.builder.add_layer(
+            layer,
+            crate::image::oci::History {
+                created: Some(created.to_string()),
+                created_by: Some(created_by),
+                ..Default::default()
+            },
+        );
+        self.last_created = Some(created.to_string());
+    }
+
     /// `FROM scratch`.
     pub fn scratch(platform: &Platform) -> Self {
         StageState {
@@ -31,6 +64,12 @@ impl StageState {
             index: FsIndex::new(),
             cmd_set: false,
             rootfs: None,
+            key: {
+                let mut k = super::cache::KeyBuilder::new("scratch");
+                k.field("platform", platform.to_string().as_bytes());
+                k.finish()
+            },
+            last_created: None,
         }
     }
 
@@ -57,12 +96,14 @@ impl StageState {
         }
         let mut builder = ImageBuilder::new(image.config.clone(), image.manifest.layers.clone());
         // A base image's `created` belongs to the base; ours is set when the image is written.
-        builder.config_mut().created = None;
+        let last_created = builder.config_mut().created.take();
         Ok(StageState {
             builder,
             index,
             cmd_set: false,
             rootfs: None,
+            key: image.manifest_desc.digest.to_string(),
+            last_created,
         })
     }
 }

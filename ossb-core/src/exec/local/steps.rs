@@ -3,6 +3,7 @@
 
 use super::BuildCtx;
 use super::base::{ImageSource, classify, manifest_layers, materialize};
+use super::cache::{KeyBuilder, Record, add_entries};
 use super::state::StageState;
 use crate::error::{Error, ExitCode};
 use crate::exec::archive_src::{ArchiveTarget, archive_entries};
@@ -12,7 +13,7 @@ use crate::exec::fsindex::NodeKind;
 use crate::exec::{Chmod, Root, resolve_user};
 use crate::image::entry::{Entry, EntryKind, Source};
 use crate::image::layer::write_layer;
-use crate::image::oci::{Empty, Healthcheck, History};
+use crate::image::oci::{Empty, Healthcheck};
 use crate::plan::instructions::{Add, Copy, Instruction};
 use crate::plan::{StageBase, Step};
 use std::collections::BTreeMap;
@@ -22,14 +23,8 @@ use std::collections::BTreeMap;
 pub struct StepResult {
     /// Uncompressed bytes of the layer it added (0 for metadata steps).
     pub bytes: u64,
-}
-
-fn history(ctx: &BuildCtx<'_>, created_by: String) -> History {
-    History {
-        created: Some(ctx.created.clone()),
-        created_by: Some(created_by),
-        ..History::default()
-    }
+    /// The layer came from the cache.
+    pub cache_hit: bool,
 }
 
 /// Go's `%q` of a string slice: `["a" "b"]`, as BuildKit writes CMD/ENTRYPOINT history.
@@ -159,19 +154,39 @@ fn resolve_dest(state: &StageState, dest_abs: &str, trailing_slash: bool) -> Res
     Ok(out)
 }
 
-/// Write entries as a layer, record it, and update the index.
+/// Write entries as a layer, record it, and update the index; or, when the cache has a layer
+/// for the same key (the step's inputs plus these entries' metadata and content), reuse it.
 fn commit_layer(
     ctx: &BuildCtx<'_>,
     state: &mut StageState,
     entries: Vec<Entry>,
     created_by: String,
+    mut key: KeyBuilder,
 ) -> Result<StepResult, Error> {
+    add_entries(&mut key, &entries, &ctx.stat_cache, ctx.jobs)?;
+    let key = key.finish();
+    if !ctx.no_cache
+        && let Some(record) = ctx.cache.get(&key, ctx.store)
+    {
+        state.index.apply_entries(&entries);
+        super::run::apply_layer_to_rootfs(ctx, state, &record.digest, record.size)?;
+        state.add_layer(&record.layer(), &record.created, created_by);
+        state.key = key;
+        return Ok(StepResult {
+            bytes: record.uncompressed_size,
+            cache_hit: true,
+        });
+    }
     state.index.apply_entries(&entries);
     let info = write_layer(ctx.store, entries, &ctx.layer_opts)?;
     super::run::apply_layer_to_rootfs(ctx, state, &info.digest, info.size)?;
-    let bytes = info.uncompressed_size;
-    state.builder.add_layer(&info, history(ctx, created_by));
-    Ok(StepResult { bytes })
+    ctx.cache.put(&key, &Record::of(&info, &ctx.created));
+    state.add_layer(&info, &ctx.created, created_by);
+    state.key = key;
+    Ok(StepResult {
+        bytes: info.uncompressed_size,
+        cache_hit: false,
+    })
 }
 
 /// Entries for the directory `path` and its missing parents (WORKDIR, COPY heredocs).
@@ -267,6 +282,7 @@ fn copy_like(
     step: &Step,
     opts: CopyOptions<'_>,
     done: &BTreeMap<usize, StageState>,
+    key: KeyBuilder,
 ) -> Result<StepResult, Error> {
     let workdir = workdir_of(state);
     let owner = match opts.chown {
@@ -398,7 +414,7 @@ fn copy_like(
         a.path == b.path && matches!(a.kind, EntryKind::Dir) && matches!(b.kind, EntryKind::Dir)
     });
     let created_by = format!("{} # buildkit", step.text());
-    let result = commit_layer(ctx, state, entries, created_by);
+    let result = commit_layer(ctx, state, entries, created_by, key);
     drop(keep_alive);
     result
 }
@@ -461,8 +477,43 @@ pub fn execute(
     id: &crate::progress::StepId,
     done: &BTreeMap<usize, StageState>,
 ) -> Result<StepResult, Error> {
+    let mut key = step_key(ctx, state, step);
+    let layered = matches!(
+        step.instruction,
+        Instruction::Copy(_) | Instruction::Add(_) | Instruction::Workdir(_) | Instruction::Run(_)
+    );
+    if !layered {
+        // Metadata steps only chain the key; their effect is recomputed on every build.
+        key.field("kind", b"meta");
+        state.key = key.finish();
+        key = KeyBuilder::new(&state.key);
+    }
+    execute_step(ctx, state, step, id, done, key)
+}
+
+/// The inputs every step's key has: the parent key, the instruction with its expanded
+/// arguments, the values of the build args it uses, and the platform.
+fn step_key(ctx: &BuildCtx<'_>, state: &StageState, step: &Step) -> KeyBuilder {
+    let mut k = KeyBuilder::new(&state.key);
+    k.field("instruction", step.text().as_bytes());
+    for name in &step.used_args {
+        let value = step.build_args.get(name).map(String::as_str).unwrap_or("");
+        k.field(name, value.as_bytes());
+    }
+    k.field("platform", ctx.fetcher.platform.to_string().as_bytes());
+    k
+}
+
+fn execute_step(
+    ctx: &BuildCtx<'_>,
+    state: &mut StageState,
+    step: &Step,
+    id: &crate::progress::StepId,
+    done: &BTreeMap<usize, StageState>,
+    key: KeyBuilder,
+) -> Result<StepResult, Error> {
     let text = step.text();
-    let meta = |state: &mut StageState| state.builder.add_empty_history(history(ctx, text.clone()));
+    let meta = |state: &mut StageState| state.add_meta_history(&ctx.created, text.clone());
     match &step.instruction {
         Instruction::From(_) | Instruction::Arg(_) => Ok(StepResult::default()),
         Instruction::Env(env) => {
@@ -471,9 +522,7 @@ pub fn execute(
                 set_env(&mut cfg.env, &kv.key, &kv.value);
             }
             // BuildKit records the expanded pairs, unquoted.
-            state
-                .builder
-                .add_empty_history(history(ctx, format!("ENV {}", pairs_text(&env.pairs))));
+            state.add_meta_history(&ctx.created, format!("ENV {}", pairs_text(&env.pairs)));
             Ok(StepResult::default())
         }
         Instruction::Label(label) => {
@@ -481,9 +530,7 @@ pub fn execute(
             for kv in &label.pairs {
                 cfg.labels.insert(kv.key.clone(), kv.value.clone());
             }
-            state
-                .builder
-                .add_empty_history(history(ctx, format!("LABEL {}", pairs_text(&label.pairs))));
+            state.add_meta_history(&ctx.created, format!("LABEL {}", pairs_text(&label.pairs)));
             Ok(StepResult::default())
         }
         Instruction::Expose(expose) => {
@@ -540,9 +587,7 @@ pub fn execute(
             } else {
                 cmd.args.clone()
             };
-            state
-                .builder
-                .add_empty_history(history(ctx, format!("CMD {}", go_quoted_list(&args))));
+            state.add_meta_history(&ctx.created, format!("CMD {}", go_quoted_list(&args)));
             state.builder.config_mut().config.cmd = args;
             state.cmd_set = true;
             Ok(StepResult::default())
@@ -555,10 +600,10 @@ pub fn execute(
             } else {
                 ep.args.clone()
             };
-            state.builder.add_empty_history(history(
-                ctx,
+            state.add_meta_history(
+                &ctx.created,
                 format!("ENTRYPOINT {}", go_quoted_list(&args)),
-            ));
+            );
             let cfg = &mut state.builder.config_mut().config;
             cfg.entrypoint = args;
             // An ENTRYPOINT resets a CMD inherited from the base image (Docker's rule).
@@ -578,7 +623,7 @@ pub fn execute(
                 start_interval: hc.start_interval_ns,
                 retries: hc.retries,
             });
-            state.builder.add_empty_history(history(ctx, created_by));
+            state.add_meta_history(&ctx.created, created_by);
             Ok(StepResult::default())
         }
         Instruction::Workdir(w) => {
@@ -599,9 +644,9 @@ pub fn execute(
                 meta(state);
                 return Ok(StepResult::default());
             }
-            commit_layer(ctx, state, entries, format!("{text} # buildkit"))
+            commit_layer(ctx, state, entries, format!("{text} # buildkit"), key)
         }
-        Instruction::Copy(c) => copy_step(ctx, state, step, c, done),
+        Instruction::Copy(c) => copy_step(ctx, state, step, c, done, key),
         Instruction::Add(a) => {
             check_add_sources(a, step.line)?;
             let opts = CopyOptions {
@@ -616,9 +661,9 @@ pub fn execute(
                 excludes: &a.excludes,
                 unpack_archives: a.unpack.unwrap_or(true),
             };
-            copy_like(ctx, state, step, opts, done)
+            copy_like(ctx, state, step, opts, done, key)
         }
-        Instruction::Run(run) => super::run::execute(ctx, state, step, run, id),
+        Instruction::Run(run) => super::run::execute(ctx, state, step, run, id, key),
     }
 }
 
@@ -628,6 +673,7 @@ fn copy_step(
     step: &Step,
     c: &Copy,
     done: &BTreeMap<usize, StageState>,
+    key: KeyBuilder,
 ) -> Result<StepResult, Error> {
     let opts = CopyOptions {
         sources: &c.sources.source_paths,
@@ -641,5 +687,5 @@ fn copy_step(
         excludes: &c.excludes,
         unpack_archives: false,
     };
-    copy_like(ctx, state, step, opts, done)
+    copy_like(ctx, state, step, opts, done, key)
 }
