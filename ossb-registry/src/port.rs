@@ -1,7 +1,8 @@
 //! [`ossb_core::ports::RegistryPort`] for [`BlockingRegistryClient`]: how the synchronous core
 //! pulls and pushes through this crate.
 
-use crate::{BlockingRegistryClient, Digest, RegistryConfig, RegistryError};
+use crate::{BlockingRegistryClient, CredentialChain, Digest, RegistryConfig, RegistryError};
+use std::sync::Arc;
 use ossb_core::image::digest::Digest as CoreDigest;
 use ossb_core::ports::{FetchedManifest, RegistryPort};
 use ossb_core::reference::Reference;
@@ -38,10 +39,13 @@ impl RegistryAdapter {
         RegistryAdapter { client }
     }
 
-    /// A client from `config` (inline credentials only; the credential chain comes later).
+    /// A client from `config` with the full [`CredentialChain`] (configuration, Kubernetes
+    /// secret mounts, auth files, Docker config and helpers, cloud providers) over the
+    /// process environment.
     pub fn from_config(config: RegistryConfig) -> Result<Self, Error> {
+        let chain = Arc::new(CredentialChain::from_env(&config));
         Ok(Self::new(
-            BlockingRegistryClient::new(config).map_err(to_core_error)?,
+            BlockingRegistryClient::with_credentials(config, chain).map_err(to_core_error)?,
         ))
     }
 }
