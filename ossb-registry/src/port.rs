@@ -2,13 +2,13 @@
 //! pulls and pushes through this crate.
 
 use crate::{BlockingRegistryClient, CredentialChain, Digest, RegistryConfig, RegistryError};
-use std::sync::Arc;
 use ossb_core::image::digest::Digest as CoreDigest;
 use ossb_core::ports::{FetchedManifest, RegistryPort};
 use ossb_core::reference::Reference;
 use ossb_core::{Error, ExitCode};
 use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
 
 /// The registry client as the core's port.
 #[derive(Debug)]

@@ -391,14 +391,20 @@ mod tests {
         )
         .expect("yaml");
         let chain = CredentialChain::builder(&config)
-            .environment(Environment::from_vars([("HOME", home.display().to_string())]))
+            .environment(Environment::from_vars([(
+                "HOME",
+                home.display().to_string(),
+            )]))
             .registry_secret_dir(d.path().join("none1"))
             .registry_auth_dir(d.path().join("none2"))
             .cloud_providers(false)
             .build();
         let names = chain.describe();
         assert_eq!(names[0], "registry config");
-        assert!(names.last().expect("some").starts_with("docker config"), "{names:?}");
+        assert!(
+            names.last().expect("some").starts_with("docker config"),
+            "{names:?}"
+        );
         let user = |h: &str| match chain.credentials(h) {
             Some(Credentials::Basic { username, .. }) => Some(username),
             _ => None,

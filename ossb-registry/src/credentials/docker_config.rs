@@ -133,7 +133,10 @@ impl AuthFile {
                 &format!("{} credsStore", self.origin()),
             )?
         {
-            return Ok(Some(found(c, format!("credsStore: docker-credential-{name}"))));
+            return Ok(Some(found(
+                c,
+                format!("credsStore: docker-credential-{name}"),
+            )));
         }
         let Some(key) = host::best_key(file.auths.keys(), registry) else {
             return Ok(None);
@@ -170,12 +173,19 @@ fn entry_credentials(entry: &AuthEntry, key: &str) -> Result<Option<Credentials>
     if let Some(t) = entry.identitytoken.as_deref().filter(|t| !t.is_empty()) {
         return Ok(Some(Credentials::IdentityToken(t.to_string())));
     }
-    if let Some(auth) = entry.auth.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
+    if let Some(auth) = entry
+        .auth
+        .as_deref()
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+    {
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(auth)
             .ok()
             .and_then(|b| String::from_utf8(b).ok())
-            .ok_or_else(|| format!("the auth field of entry {key:?} is not base64 of utf-8 text"))?;
+            .ok_or_else(|| {
+                format!("the auth field of entry {key:?} is not base64 of utf-8 text")
+            })?;
         let (username, password) = decoded
             .split_once(':')
             .ok_or_else(|| format!("the auth field of entry {key:?} is not user:password"))?;
@@ -242,7 +252,12 @@ mod tests {
         );
         let legacy = format!(r#"{{"reg.example:5000": {{"auth": "{auth}", "email": "a@b"}}}}"#);
         assert_eq!(
-            lookup(d.path(), &legacy, FileFormat::LegacyDockercfg, "reg.example:5000"),
+            lookup(
+                d.path(),
+                &legacy,
+                FileFormat::LegacyDockercfg,
+                "reg.example:5000"
+            ),
             basic("alice", "pa:ss")
         );
     }
@@ -257,7 +272,10 @@ mod tests {
             .lookup("r", &Environment::default(), Duration::from_secs(1))
             .expect_err("bad base64");
         let msg = e.to_string();
-        assert!(msg.contains(&p.display().to_string()) && msg.contains("registry r"), "{msg}");
+        assert!(
+            msg.contains(&p.display().to_string()) && msg.contains("registry r"),
+            "{msg}"
+        );
         assert!(!msg.contains("notbase64-secretish"), "{msg}");
         std::fs::write(&p, "{not json").expect("write");
         assert!(
@@ -265,7 +283,11 @@ mod tests {
                 .lookup("r", &Environment::default(), Duration::from_secs(1))
                 .is_err()
         );
-        let missing = AuthFile::new(d.path().join("nope/config.json"), FileFormat::DockerConfig, "x");
+        let missing = AuthFile::new(
+            d.path().join("nope/config.json"),
+            FileFormat::DockerConfig,
+            "x",
+        );
         assert!(
             missing
                 .lookup("r", &Environment::default(), Duration::from_secs(1))

@@ -18,9 +18,10 @@ pub struct Environment {
 impl Environment {
     /// The process environment (variables that are not valid UTF-8 are left out).
     pub fn from_process() -> Self {
-        Self::from_vars(std::env::vars_os().filter_map(|(k, v)| {
-            Some((k.into_string().ok()?, v.into_string().ok()?))
-        }))
+        Self::from_vars(
+            std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
+        )
     }
 
     /// An environment holding exactly `vars`.
@@ -30,7 +31,10 @@ impl Environment {
         V: Into<String>,
     {
         Self {
-            vars: vars.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
+            vars: vars
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
         }
     }
 
@@ -78,7 +82,14 @@ mod tests {
         assert_eq!(e.get("A"), None);
         assert_eq!(e.home(), Some(PathBuf::from("/home/u")));
         let d = format!("{e:?}");
-        assert!(d.contains("AWS_SECRET_ACCESS_KEY") && !d.contains("s3cr3t"), "{d}");
-        assert!(Environment::from_process().get("OSSB_SURELY_UNSET_VARIABLE").is_none());
+        assert!(
+            d.contains("AWS_SECRET_ACCESS_KEY") && !d.contains("s3cr3t"),
+            "{d}"
+        );
+        assert!(
+            Environment::from_process()
+                .get("OSSB_SURELY_UNSET_VARIABLE")
+                .is_none()
+        );
     }
 }

@@ -98,7 +98,7 @@ pub fn get(
                 let _ = child.kill();
                 let _ = child.wait();
                 return Err(err(
-                    format!("the helper did not answer within {} s", timeout.as_secs()),
+                    format!("the helper did not answer within {timeout:?}"),
                     "check that the helper does not wait for a login prompt or an unreachable service",
                 ));
             }
@@ -118,7 +118,10 @@ pub fn get(
             .chars()
             .take(200)
             .collect::<String>();
-        if message.to_ascii_lowercase().contains("credentials not found") {
+        if message
+            .to_ascii_lowercase()
+            .contains("credentials not found")
+        {
             return Ok(None);
         }
         return Err(err(
@@ -146,10 +149,17 @@ pub fn get(
 }
 
 fn env_pairs(env: &Environment) -> Vec<(String, String)> {
-    ["PATH", "HOME", "XDG_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS", "USER", "TMPDIR"]
-        .iter()
-        .filter_map(|k| env.get(k).map(|v| (k.to_string(), v.to_string())))
-        .collect()
+    [
+        "PATH",
+        "HOME",
+        "XDG_RUNTIME_DIR",
+        "DBUS_SESSION_BUS_ADDRESS",
+        "USER",
+        "TMPDIR",
+    ]
+    .iter()
+    .filter_map(|k| env.get(k).map(|v| (k.to_string(), v.to_string())))
+    .collect()
 }
 
 fn read_all<R: Read>(r: Option<&mut R>) -> Vec<u8> {
@@ -187,7 +197,8 @@ esac"#,
         );
         script(dir.path(), "slow", "sleep 5");
         script(dir.path(), "broken", "echo boom >&2; exit 2");
-        let env = Environment::from_vars([("PATH", dir.path().to_string_lossy().to_string())]);
+        let env =
+            Environment::from_vars([("PATH", format!("{}:/usr/bin:/bin", dir.path().display()))]);
         let t = Duration::from_secs(10);
         assert_eq!(
             get("t", "reg.example", &env, t, "reg.example", "f").expect("ok"),
@@ -203,7 +214,8 @@ esac"#,
         assert_eq!(get("t", "x", &env, t, "x", "f").expect("ok"), None);
         let e = get("missing", "x", &env, t, "x", "cfg.json").expect_err("missing");
         assert!(
-            e.to_string().contains("docker-credential-missing was not found in PATH")
+            e.to_string()
+                .contains("docker-credential-missing was not found in PATH")
                 && e.to_string().contains("cfg.json"),
             "{e}"
         );

@@ -68,9 +68,10 @@ impl FilesDir {
         if !host::matches(target.trim(), registry) {
             return Ok(None);
         }
-        let (Some(username), Some(password)) =
-            (self.read(registry, "username")?, self.read(registry, "password")?)
-        else {
+        let (Some(username), Some(password)) = (
+            self.read(registry, "username")?,
+            self.read(registry, "password")?,
+        ) else {
             return Err(CredentialError::new(
                 registry,
                 self.origin(),
@@ -107,6 +108,11 @@ mod tests {
         assert!(f.lookup("other.example").expect("ok").is_none());
         std::fs::remove_file(d.path().join("password")).expect("rm");
         assert!(f.lookup("reg.example:5000").is_err());
-        assert!(FilesDir::new(d.path().join("none")).lookup("x").expect("ok").is_none());
+        assert!(
+            FilesDir::new(d.path().join("none"))
+                .lookup("x")
+                .expect("ok")
+                .is_none()
+        );
     }
 }
