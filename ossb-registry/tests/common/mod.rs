@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod fake_http;
+
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
