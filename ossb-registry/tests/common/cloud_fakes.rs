@@ -247,7 +247,7 @@ pub fn azure(e: Entra) -> FakeServer {
             if req.header("metadata") != Some("true")
                 || q.get("resource").map(String::as_str)
                     != Some("https://containerregistry.azure.net")
-                || q.get("api-version").is_none()
+                || !q.contains_key("api-version")
             {
                 return FakeResponse::json(400, json!({"error": "invalid_request"}));
             }

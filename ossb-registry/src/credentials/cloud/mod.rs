@@ -31,15 +31,21 @@ use super::environment::Environment;
 
 /// The cloud sources compiled in, in order: ECR, GCR, ACR.
 pub(crate) fn sources(env: &Environment) -> Vec<Box<dyn Source>> {
-    let mut v: Vec<Box<dyn Source>> = Vec::new();
-    #[cfg(feature = "ecr")]
-    v.push(Box::new(ecr::Ecr::new(env.clone())));
-    #[cfg(feature = "gcr")]
-    v.push(Box::new(gcr::Gcr::new(env.clone())));
-    #[cfg(feature = "acr")]
-    v.push(Box::new(acr::Acr::new(env.clone())));
-    let _ = env;
-    v
+    let all: [Option<Box<dyn Source>>; 3] = [
+        #[cfg(feature = "ecr")]
+        Some(Box::new(ecr::Ecr::new(env.clone()))),
+        #[cfg(not(feature = "ecr"))]
+        None,
+        #[cfg(feature = "gcr")]
+        Some(Box::new(gcr::Gcr::new(env.clone()))),
+        #[cfg(not(feature = "gcr"))]
+        None,
+        #[cfg(feature = "acr")]
+        Some(Box::new(acr::Acr::new(env.clone()))),
+        #[cfg(not(feature = "acr"))]
+        None,
+    ];
+    all.into_iter().flatten().collect()
 }
 
 /// Runs a future to completion on a fresh thread with its own runtime.
