@@ -15,7 +15,7 @@ use url::Url;
 
 use crate::auth::{Challenge, Scope, Token, TokenResponse, parse_challenge};
 use crate::config::RegistryConfig;
-use crate::credentials::{CredentialProvider, Credentials};
+use crate::credentials::{CredentialProvider, Credentials, FoundCredentials};
 use crate::error::{RegistryError, Result};
 use crate::tls;
 
@@ -327,16 +327,21 @@ impl RegistryClient {
                 StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
                     let status = resp.status();
                     let body = error_body(resp).await;
-                    let has_creds = self.credentials(st).is_some();
-                    let detail = match (status, has_creds) {
-                        (StatusCode::UNAUTHORIZED, false) => format!(
+                    let found = self.credentials(st, operation)?;
+                    let detail = match (status, found) {
+                        (StatusCode::UNAUTHORIZED, None) => format!(
                             "the registry requires authentication and no credentials are configured for {} ({body})",
                             st.creds_host
                         ),
-                        (StatusCode::UNAUTHORIZED, true) => {
-                            format!("the registry rejected the credentials ({body})")
-                        }
-                        _ => format!("access denied ({body})"),
+                        (StatusCode::UNAUTHORIZED, Some(f)) => format!(
+                            "the registry rejected the credentials from {} ({body})",
+                            f.source
+                        ),
+                        (_, Some(f)) => format!(
+                            "access denied with the credentials from {} ({body})",
+                            f.source
+                        ),
+                        (_, None) => format!("access denied ({body})"),
                     };
                     return Err(RegistryError::Auth {
                         registry: st.host.clone(),
@@ -349,8 +354,17 @@ impl RegistryClient {
         }
     }
 
-    fn credentials(&self, st: &HostState) -> Option<Credentials> {
-        self.inner.credentials.credentials(&st.creds_host)
+    /// The credentials for a host and their source; a failing source is an
+    /// authentication error naming it.
+    fn credentials(&self, st: &HostState, operation: &str) -> Result<Option<FoundCredentials>> {
+        self.inner
+            .credentials
+            .lookup(&st.creds_host)
+            .map_err(|e| RegistryError::Auth {
+                registry: st.host.clone(),
+                operation: operation.to_string(),
+                detail: e.to_string(),
+            })
     }
 
     /// The `Authorization` header value for a request needing `scope`, if any.
@@ -363,10 +377,11 @@ impl RegistryClient {
         let challenge = lock(&st.challenge).clone();
         match challenge {
             None | Some(Challenge::None) => Ok(None),
-            Some(Challenge::Basic { .. }) => Ok(match self.credentials(st) {
-                Some(Credentials::Basic { username, password }) => {
-                    Some(basic_header(&username, &password))
-                }
+            Some(Challenge::Basic { .. }) => Ok(match self.credentials(st, operation)? {
+                Some(FoundCredentials {
+                    credentials: Credentials::Basic { username, password },
+                    ..
+                }) => Some(basic_header(&username, &password)),
                 _ => None,
             }),
             Some(Challenge::Bearer { realm, service, .. }) => {
@@ -418,7 +433,9 @@ impl RegistryClient {
             Some(self.host_state(&realm_host, &st.creds_host)?)
         };
         let client = realm_st.as_ref().map_or(&st.client, |r| &r.client);
-        let creds = self.credentials(st);
+        let found = self.credentials(st, operation)?;
+        let source = found.as_ref().map(|f| f.source.clone());
+        let creds = found.map(|f| f.credentials);
         let resp = match &creds {
             Some(Credentials::IdentityToken(refresh)) => {
                 let mut form = vec![
@@ -472,9 +489,14 @@ impl RegistryClient {
             return Err(RegistryError::Auth {
                 registry: st.host.clone(),
                 operation: operation.to_string(),
-                detail: format!(
-                    "the token server {realm_host} refused the credentials ({status}: {body})"
-                ),
+                detail: match source {
+                    Some(source) => format!(
+                        "the token server {realm_host} refused the credentials from {source} ({status}: {body})"
+                    ),
+                    None => format!(
+                        "the token server {realm_host} refused anonymous access ({status}: {body})"
+                    ),
+                },
             });
         }
         if !status.is_success() {

@@ -26,7 +26,10 @@ pub mod upload;
 pub use blocking::BlockingRegistryClient;
 pub use client::RegistryClient;
 pub use config::{HostConfig, RegistryConfig, TransferSettings};
-pub use credentials::{CredentialProvider, Credentials, StaticCredentials};
+pub use credentials::{
+    CredentialChain, CredentialError, CredentialProvider, Credentials, Environment,
+    FoundCredentials, StaticCredentials,
+};
 pub use digest::Digest;
 pub use error::RegistryError;
 pub use manifest::ManifestInfo;

@@ -1,13 +1,14 @@
 //! [`ossb_core::ports::RegistryPort`] for [`BlockingRegistryClient`]: how the synchronous core
 //! pulls and pushes through this crate.
 
-use crate::{BlockingRegistryClient, Digest, RegistryConfig, RegistryError};
+use crate::{BlockingRegistryClient, CredentialChain, Digest, RegistryConfig, RegistryError};
 use ossb_core::image::digest::Digest as CoreDigest;
 use ossb_core::ports::{FetchedManifest, RegistryPort};
 use ossb_core::reference::Reference;
 use ossb_core::{Error, ExitCode};
 use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
 
 /// The registry client as the core's port.
 #[derive(Debug)]
@@ -38,10 +39,13 @@ impl RegistryAdapter {
         RegistryAdapter { client }
     }
 
-    /// A client from `config` (inline credentials only; the credential chain comes later).
+    /// A client from `config` with the full [`CredentialChain`] (configuration, Kubernetes
+    /// secret mounts, auth files, Docker config and helpers, cloud providers) over the
+    /// process environment.
     pub fn from_config(config: RegistryConfig) -> Result<Self, Error> {
+        let chain = Arc::new(CredentialChain::from_env(&config));
         Ok(Self::new(
-            BlockingRegistryClient::new(config).map_err(to_core_error)?,
+            BlockingRegistryClient::with_credentials(config, chain).map_err(to_core_error)?,
         ))
     }
 }

@@ -2,6 +2,10 @@
 
 #![allow(dead_code)]
 
+#[cfg(all(feature = "ecr", feature = "gcr", feature = "acr"))]
+pub mod cloud_fakes;
+pub mod fake_http;
+
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
