@@ -695,3 +695,72 @@ fn a_build_past_its_timeout_exits_7() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Build `ctx` with plain progress; returns (digest, number of CACHED steps).
+fn build_counting_hits(env: &Env, ctx: &Path, extra: &[&str]) -> (String, usize) {
+    let mut args = vec!["build", "--progress", "plain"];
+    args.extend_from_slice(extra);
+    let ctx_s = ctx.to_str().expect("utf8");
+    args.push(ctx_s);
+    let out = env.ossb(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    let digest = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (
+        digest,
+        stderr.lines().filter(|l| l.contains(" CACHED ")).count(),
+    )
+}
+
+#[test]
+fn rebuilds_hit_the_cache_unless_content_changes_and_mtime_alone_changes_nothing() {
+    let env = Env::new();
+    let base = busybox_layout(&env);
+    env.write("c/big/one.bin", &"x".repeat(100_000));
+    for i in 0..50 {
+        env.write(
+            &format!("c/small/d{}/f{i}.txt", i % 5),
+            &format!("file {i}\n"),
+        );
+    }
+    env.write(
+        "c/Dockerfile",
+        &format!("FROM {base}\nCOPY big/ /data/big/\nCOPY small/ /data/small/\nRUN ls -R /data > /listing\n"),
+    );
+    let ctx = env.path("c");
+    let (cold, hits) = build_counting_hits(&env, &ctx, &[]);
+    assert_eq!(hits, 0, "a cold build runs everything");
+
+    let (again, hits) = build_counting_hits(&env, &ctx, &[]);
+    assert_eq!(
+        (again.as_str(), hits),
+        (cold.as_str(), 3),
+        "an unchanged rebuild is a full hit"
+    );
+
+    let f = ctx.join("small/d1/f1.txt");
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(3600);
+    fs::File::options()
+        .write(true)
+        .open(&f)
+        .expect("open")
+        .set_modified(later)
+        .expect("touch");
+    let (touched, hits) = build_counting_hits(&env, &ctx, &[]);
+    assert_eq!(
+        (touched.as_str(), hits),
+        (cold.as_str(), 3),
+        "an mtime-only change is still a full hit"
+    );
+
+    fs::write(&f, "changed\n").expect("edit");
+    let (changed, hits) = build_counting_hits(&env, &ctx, &[]);
+    assert_ne!(changed, cold);
+    assert_eq!(
+        hits, 1,
+        "only the steps from the changed COPY on are rebuilt (big/ is reused)"
+    );
+
+    let (_, hits) = build_counting_hits(&env, &ctx, &["--no-cache"]);
+    assert_eq!(hits, 0, "--no-cache runs every step");
+}
