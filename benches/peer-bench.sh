@@ -19,5 +19,5 @@ export CONFIGS=${CONFIGS:-"buildah-chroot ossb"}
 export WORKLOADS=${WORKLOADS:-"copy-heavy run-heavy multi-stage cache-rebuild"}
 cd "$bench"
 ./registry.sh start
-[ -d /tmp/ossb-bench/base/busybox-oci ] || ./make-base.sh
+[ -d /tmp/ossb-bench/base/oci ] || ./make-base.sh
 ./run-peers.sh
