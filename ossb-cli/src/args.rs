@@ -46,6 +46,29 @@ pub enum Command {
     },
     /// Push an image from the local store to a registry.
     Push(PushArgs),
+    /// List the images in the local store.
+    Images {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print an image's manifest and config from the local store (JSON).
+    Inspect {
+        /// Image name or digest.
+        image: String,
+    },
+    /// Remove image names from the local store (the blobs go at the next prune).
+    Rm {
+        /// Image names or digests.
+        #[arg(required = true)]
+        images: Vec<String>,
+    },
+    /// Delete blobs no image or cache record needs, and leftovers of interrupted builds.
+    Prune {
+        /// Also drop the build cache.
+        #[arg(long)]
+        cache: bool,
+    },
     /// Print version information.
     Version,
 }

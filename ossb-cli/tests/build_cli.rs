@@ -764,3 +764,43 @@ fn rebuilds_hit_the_cache_unless_content_changes_and_mtime_alone_changes_nothing
     let (_, hits) = build_counting_hits(&env, &ctx, &["--no-cache"]);
     assert_eq!(hits, 0, "--no-cache runs every step");
 }
+
+#[test]
+fn store_commands_list_inspect_remove_and_prune() {
+    let env = Env::new();
+    env.write("s/a.txt", "a\n");
+    env.write("s/Dockerfile", "FROM scratch\nCOPY a.txt /\nLABEL k=v\n");
+    let digest = env.ossb_ok(&[
+        "build",
+        "--progress",
+        "quiet",
+        "-t",
+        "app:1",
+        env.path("s").to_str().expect("utf8"),
+    ]);
+    let list: serde_json::Value =
+        serde_json::from_str(&env.ossb_ok(&["images", "--json"])).expect("json");
+    let names: Vec<&str> = list
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|i| i["name"].as_str())
+        .collect();
+    assert!(names.contains(&"docker.io/library/app:1"), "{names:?}");
+    let inspect: serde_json::Value =
+        serde_json::from_str(&env.ossb_ok(&["inspect", "app:1"])).expect("json");
+    assert_eq!(inspect["descriptor"]["digest"], digest.as_str());
+    assert_eq!(inspect["config"]["config"]["Labels"]["k"], "v");
+    // A build dir left by a killed build is cleaned by prune.
+    fs::create_dir_all(env.path("store/tmp/build-leftover/x")).expect("leftover");
+    env.ossb_ok(&["rm", "app:1", &digest]);
+    let out = env.ossb(&["inspect", "app:1"]);
+    assert_eq!(out.status.code(), Some(5));
+    let pruned = env.ossb_ok(&["prune", "--cache"]);
+    assert!(pruned.starts_with("removed "), "{pruned}");
+    assert!(!env.path("store/tmp/build-leftover").exists());
+    let blobs = fs::read_dir(env.path("store/blobs/sha256"))
+        .expect("blobs")
+        .count();
+    assert_eq!(blobs, 0, "nothing references any blob any more");
+}

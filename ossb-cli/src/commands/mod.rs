@@ -3,6 +3,7 @@
 mod build;
 mod dockerfile;
 mod push;
+mod store;
 
 use crate::args::Command;
 use ossb_core::{Error, ExitCode};
@@ -22,6 +23,10 @@ pub fn run(command: Command) -> Result<(), Error> {
             }
             Ok(())
         }
+        Command::Images { json } => store::images(json),
+        Command::Inspect { image } => store::inspect(&image),
+        Command::Rm { images } => store::rm(&images),
+        Command::Prune { cache } => store::prune(cache),
         Command::Version => {
             println!("ossb {}", env!("CARGO_PKG_VERSION"));
             Ok(())

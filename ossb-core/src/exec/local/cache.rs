@@ -134,6 +134,25 @@ impl CacheStore {
         }
     }
 
+    /// Forget every record (their layers go at the next garbage collection).
+    pub fn clear(&self) -> Result<(), Error> {
+        let dir = std::fs::read_dir(&self.dir).map_err(|e| {
+            Error::new(
+                ExitCode::General,
+                format!("cannot list {}: {e}", self.dir.display()),
+            )
+        })?;
+        for entry in dir.flatten() {
+            std::fs::remove_file(entry.path()).map_err(|e| {
+                Error::new(
+                    ExitCode::General,
+                    format!("cannot remove {}: {e}", entry.path().display()),
+                )
+            })?;
+        }
+        Ok(())
+    }
+
     /// Every record (for garbage collection roots).
     pub fn records(&self) -> Vec<Record> {
         let Ok(dir) = std::fs::read_dir(&self.dir) else {

@@ -91,8 +91,15 @@ impl Store {
     /// Deletes every blob not reachable from a reference, and temp files of dead writers.
     /// Takes the store lock exclusively: builds in progress (holding it shared) finish first.
     pub fn gc(&self) -> Result<GcReport> {
+        self.gc_keeping(&[])
+    }
+
+    /// Like [`Store::gc`], also keeping `extra` blobs (and what they refer to): the build
+    /// cache's layers, for example.
+    pub fn gc_keeping(&self, extra: &[Digest]) -> Result<GcReport> {
         let _guard = self.lock(true)?;
-        let keep = self.reachable()?;
+        let mut keep = self.reachable()?;
+        keep.extend(extra.iter().cloned());
         let mut report = GcReport::default();
         let dir = self.blobs_dir();
         for entry in std::fs::read_dir(&dir).map_err(|e| ImageError::io("list", &dir, e))? {
@@ -122,6 +129,12 @@ impl Store {
         for entry in std::fs::read_dir(&dir).map_err(|e| ImageError::io("list", &dir, e))? {
             let entry = entry.map_err(|e| ImageError::io("list", &dir, e))?;
             let path = entry.path();
+            // Scratch dirs of builds; none is running while gc holds the lock exclusively.
+            if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                std::fs::remove_dir_all(&path).map_err(|e| ImageError::io("remove", &path, e))?;
+                removed += 1;
+                continue;
+            }
             let Ok(file) = std::fs::File::open(&path) else {
                 continue;
             };
