@@ -104,8 +104,11 @@ pub fn run(args: BuildArgs) -> Result<(), Error> {
     config
         .insecure
         .extend(args.insecure_registries.iter().cloned());
-    let registry = ossb_registry::port::RegistryAdapter::from_config(config)?;
-    let backend = LocalBackend::new().with_registry(std::sync::Arc::new(registry));
+    let registry = ossb_registry::port::RegistryAdapter::from_config(config.clone())?;
+    let fetcher = ossb_registry::HttpFetcher::new(config)?;
+    let backend = LocalBackend::new()
+        .with_registry(std::sync::Arc::new(registry))
+        .with_url_fetcher(std::sync::Arc::new(fetcher));
     let sink = progress_sink(args.progress);
     let outcome = backend.build(&req, &sink as &dyn ProgressSink)?;
     println!("{}", outcome.image_digest);
