@@ -487,7 +487,7 @@ fn is_local_archive(scan: &ContextScan, src: &str) -> bool {
     n == 512 && &block[257..262] == b"ustar"
 }
 
-fn check_add_sources(add: &Add, line: usize) -> Result<(), Error> {
+fn check_add_sources(add: &Add) -> Result<(), Error> {
     for src in &add.sources.source_paths {
         if src.starts_with("git@")
             || src.starts_with("git://")
@@ -497,7 +497,7 @@ fn check_add_sources(add: &Add, line: usize) -> Result<(), Error> {
             return Err(Error::new(
                 ExitCode::Build,
                 format!(
-                    "line {line}: ADD {src}: git sources are not supported yet; clone the repository into the context and COPY it"
+                    "ADD {src}: git sources are not supported yet; clone the repository into the context and COPY it"
                 ),
             ));
         }
@@ -508,7 +508,7 @@ fn check_add_sources(add: &Add, line: usize) -> Result<(), Error> {
             return Err(Error::new(
                 ExitCode::Build,
                 format!(
-                    "line {line}: ADD --checksum {src}: checksum can't be specified for non-HTTP(S) sources; drop --checksum or use a URL"
+                    "ADD --checksum {src}: checksum can't be specified for non-HTTP(S) sources; drop --checksum or use a URL"
                 ),
             ));
         }
@@ -666,7 +666,7 @@ pub fn execute(
         }
         Instruction::Copy(c) => copy_step(ctx, state, step, c, done),
         Instruction::Add(a) => {
-            check_add_sources(a, step.line)?;
+            check_add_sources(a)?;
             let opts = CopyOptions {
                 sources: &a.sources.source_paths,
                 heredocs: &a.sources.source_contents,
