@@ -439,6 +439,105 @@ mod tests {
         assert_eq!(content_range_start(&h), None);
     }
 
+    /// A one-route server: the first request gets half the body then a hang-up; later ones
+    /// get `resume` (a `206` honouring `Range`, or a fresh `200`). Returns the port and the
+    /// `Range` headers seen.
+    fn cutting_server(resume_with_206: bool) -> (u16, std::sync::Arc<Mutex<Vec<String>>>) {
+        use std::io::{BufRead, BufReader};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let ranges = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let seen = ranges.clone();
+        std::thread::spawn(move || {
+            const BODY: &[u8] = b"0123456789";
+            for (n, stream) in listener.incoming().flatten().enumerate() {
+                let mut stream = stream;
+                let Ok(clone) = stream.try_clone() else {
+                    continue;
+                };
+                let mut reader = BufReader::new(clone);
+                let mut range = String::new();
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("range:") {
+                        range = v.trim().to_string();
+                    }
+                }
+                seen.lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(range.clone());
+                let reply = if n == 0 {
+                    let mut r = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\nETag: \"v1\"\r\nConnection: close\r\n\r\n".to_vec();
+                    r.extend_from_slice(&BODY[..4]);
+                    r
+                } else if resume_with_206 && range == "bytes=4-" {
+                    let mut r = b"HTTP/1.1 206 Partial Content\r\nContent-Length: 6\r\nContent-Range: bytes 4-9/10\r\nConnection: close\r\n\r\n".to_vec();
+                    r.extend_from_slice(&BODY[4..]);
+                    r
+                } else {
+                    let mut r =
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\nConnection: close\r\n\r\n"
+                            .to_vec();
+                    r.extend_from_slice(BODY);
+                    r
+                };
+                let _ = stream.write_all(&reply);
+            }
+        });
+        (port, ranges)
+    }
+
+    fn quick_fetcher() -> HttpFetcher {
+        let mut config = RegistryConfig::default();
+        config.transfer.backoff_base = Duration::from_millis(1);
+        HttpFetcher::new(config).expect("fetcher")
+    }
+
+    #[test]
+    fn broken_bodies_resume_with_a_range_request() {
+        let (port, ranges) = cutting_server(true);
+        let url = format!("http://127.0.0.1:{port}/f");
+        let mut out = Vec::new();
+        let got = quick_fetcher()
+            .fetch(&url, &mut out)
+            .expect("resumed download");
+        assert_eq!(out, b"0123456789");
+        assert_eq!(got.size, 10);
+        assert_eq!(got.final_url, url);
+        let ranges = ranges
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        assert_eq!(ranges, vec![String::new(), "bytes=4-".to_string()]);
+    }
+
+    #[test]
+    fn broken_bodies_fail_when_the_server_cannot_resume() {
+        let (port, _) = cutting_server(false);
+        let url = format!("http://127.0.0.1:{port}/f");
+        let mut out = Vec::new();
+        let err = quick_fetcher()
+            .fetch(&url, &mut out)
+            .expect_err("no resume");
+        assert_eq!(err.exit_code(), ExitCode::Build);
+        let msg = err.to_string();
+        assert!(msg.contains(&format!("ADD {url}")), "{msg}");
+        assert!(msg.contains("cannot resume"), "{msg}");
+    }
+
+    #[test]
+    fn bad_urls_are_build_errors() {
+        let f = quick_fetcher();
+        for url in ["ftp://example.com/x", "http://", "not a url"] {
+            let err = f.fetch(url, &mut Vec::new()).expect_err(url);
+            assert_eq!(err.exit_code(), ExitCode::Build, "{url}");
+            assert!(err.to_string().starts_with(&format!("ADD {url}:")), "{err}");
+        }
+    }
+
     #[test]
     fn status_messages_name_the_status() {
         assert_eq!(
