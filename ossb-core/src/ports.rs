@@ -54,3 +54,30 @@ pub trait RegistryPort: Send + Sync {
         media_type: &str,
     ) -> Result<Digest, Error>;
 }
+
+/// What a [`UrlFetcher`] learned while downloading a URL.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FetchedUrl {
+    /// The number of bytes written to the destination.
+    pub size: u64,
+    /// The `Last-Modified` header as seconds since the epoch, when the server sent a valid one
+    /// (BuildKit gives the downloaded file this modification time).
+    pub last_modified: Option<i64>,
+    /// The file name from a `Content-Disposition` header, when there was one. Dockerfile
+    /// builds name the file after the URL path (as BuildKit's frontend does); this is
+    /// informational.
+    pub content_disposition_filename: Option<String>,
+    /// The URL the content finally came from, after redirects.
+    pub final_url: String,
+}
+
+/// Downloads `ADD https://…` sources. `ossb-registry` implements it over HTTP(S); the core
+/// verifies checksums and turns the download into layer entries.
+pub trait UrlFetcher: Send + Sync {
+    /// Stream the body of `url` (following redirects) into `dest`. A non-success status, a
+    /// network failure or an interrupted body that cannot be resumed is an error whose message
+    /// names the URL and the cause (`ADD https://x/y: HTTP 404 Not Found`); errors are already
+    /// classified (exit code 2, a build failure, as BuildKit reports them; 5 for a bad local
+    /// configuration such as an unreadable CA file).
+    fn fetch(&self, url: &str, dest: &mut dyn Write) -> Result<FetchedUrl, Error>;
+}

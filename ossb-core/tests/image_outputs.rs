@@ -199,8 +199,14 @@ fn oci_layout_checks_out_with_skopeo_and_umoci() {
     assert_eq!(v["Architecture"], "amd64");
 
     let bundle = tmp.path().join("bundle");
-    run(Command::new("umoci")
-        .arg("unpack")
+    // Ownership can only be unpacked as root; as another user umoci keeps it in its metadata.
+    let root = rustix::process::geteuid().is_root();
+    let mut umoci = Command::new("umoci");
+    umoci.arg("unpack");
+    if !root {
+        umoci.arg("--rootless");
+    }
+    run(umoci
         .arg("--image")
         .arg(format!("{}:v1", layout.display()))
         .arg(&bundle));
@@ -231,7 +237,9 @@ fn oci_layout_checks_out_with_skopeo_and_umoci() {
                 e.path
             );
         }
-        assert_eq!((m.uid(), m.gid()), (e.uid, e.gid), "owner of {}", e.path);
+        if root {
+            assert_eq!((m.uid(), m.gid()), (e.uid, e.gid), "owner of {}", e.path);
+        }
         if !matches!(e.kind, EntryKind::Dir) {
             assert_eq!(
                 (m.mtime(), m.mtime_nsec() as u32),

@@ -8,6 +8,7 @@
 //! * transport: HTTPS with system roots plus per-host CA files, insecure registries over HTTP
 //!   or unverified HTTPS (loopback is insecure by default, as in Docker), bounded retries with
 //!   exponential backoff, redirects that drop `Authorization` on a host change;
+//! * [`HttpFetcher`]: the downloads behind `ADD https://…` (the core's `UrlFetcher` port);
 //! * [`RegistryConfig`]: YAML configuration with per-host settings and pull mirrors.
 
 pub mod auth;
@@ -18,6 +19,7 @@ pub mod config;
 pub mod credentials;
 pub mod digest;
 pub mod error;
+pub mod http_fetch;
 pub mod manifest;
 pub mod port;
 mod tls;
@@ -32,6 +34,7 @@ pub use credentials::{
 };
 pub use digest::Digest;
 pub use error::RegistryError;
+pub use http_fetch::HttpFetcher;
 pub use manifest::ManifestInfo;
 pub use ossb_core::reference::Reference;
 pub use upload::MountOutcome;

@@ -209,7 +209,8 @@ pub fn run(args: BuildArgs) -> Result<(), Error> {
         None
     };
     let config = registry_config(&args, found.as_ref())?;
-    let registry = ossb_registry::port::RegistryAdapter::from_config(config)?;
+    let registry = ossb_registry::port::RegistryAdapter::from_config(config.clone())?;
+    let fetcher = ossb_registry::HttpFetcher::new(config)?;
     let cancel = ossb_core::exec::sandbox::CancelToken::new().map_err(|e| {
         Error::new(
             ExitCode::Resource,
@@ -220,6 +221,7 @@ pub fn run(args: BuildArgs) -> Result<(), Error> {
     job.cancel_token().on_cancel(move |_| on_cancel.cancel());
     let backend = backend
         .with_registry(std::sync::Arc::new(registry))
+        .with_url_fetcher(std::sync::Arc::new(fetcher))
         .with_cancel(cancel);
 
     let mut sink = progress_sink(args.progress);

@@ -12,6 +12,7 @@
 //! # Ok::<(), ossb_core::Error>(())
 //! ```
 
+mod add_url;
 mod base;
 pub mod cache;
 mod context;
@@ -35,7 +36,7 @@ use crate::image::layer::LayerOptions;
 use crate::image::oci::Platform;
 use crate::image::store::Store;
 use crate::plan::{self, PlanOptions, StageBase};
-use crate::ports::RegistryPort;
+use crate::ports::{RegistryPort, UrlFetcher};
 use crate::progress::{ProgressEvent, ProgressSink, StepId};
 use crate::reference::Reference;
 use base::{Fetcher, classify};
@@ -48,6 +49,7 @@ use std::time::Instant;
 pub struct LocalBackend {
     store_root: Option<PathBuf>,
     registry: Option<Arc<dyn RegistryPort>>,
+    url_fetcher: Option<Arc<dyn UrlFetcher>>,
     compression: Compression,
     jobs: usize,
     sandbox_helper: PathBuf,
@@ -67,6 +69,7 @@ impl LocalBackend {
         LocalBackend {
             store_root: None,
             registry: None,
+            url_fetcher: None,
             compression: Compression::Gzip { level: 6 },
             jobs: crate::image::compress::default_threads(),
             sandbox_helper: PathBuf::from("/proc/self/exe"),
@@ -107,6 +110,13 @@ impl LocalBackend {
         self
     }
 
+    /// Download `ADD http(s)://…` sources through this fetcher (without one, such sources
+    /// fail with a configuration error).
+    pub fn with_url_fetcher(mut self, fetcher: Arc<dyn UrlFetcher>) -> Self {
+        self.url_fetcher = Some(fetcher);
+        self
+    }
+
     /// Layer compression.
     pub fn with_compression(mut self, compression: Compression) -> Self {
         self.compression = compression;
@@ -124,6 +134,8 @@ impl LocalBackend {
 pub(crate) struct BuildCtx<'a> {
     pub store: &'a Store,
     pub fetcher: Fetcher<'a>,
+    /// Downloads `ADD` URL sources, when the caller provided a fetcher.
+    pub url_fetcher: Option<&'a dyn UrlFetcher>,
     pub request: &'a BuildRequest,
     pub scratch: &'a std::path::Path,
     pub context: OnceLock<ContextScan>,
@@ -316,6 +328,7 @@ impl LocalBackend {
                 platform: &platform,
                 progress,
             },
+            url_fetcher: self.url_fetcher.as_deref(),
             request,
             scratch: scratch.path(),
             context: OnceLock::new(),

@@ -2,6 +2,7 @@
 //! COPY/ADD/WORKDIR produce layers from entries, RUN goes to the sandbox.
 
 use super::BuildCtx;
+use super::add_url::{self, UrlAdd};
 use super::base::{ImageSource, classify, manifest_layers, materialize};
 use super::cache::{KeyBuilder, Record, add_entries};
 use super::state::StageState;
@@ -274,6 +275,12 @@ struct CopyOptions<'a> {
     parents: bool,
     excludes: &'a [String],
     unpack_archives: bool,
+    /// `ADD`: URL sources are downloaded (`COPY` rejects them).
+    urls: bool,
+    /// `ADD --checksum` of the URL sources.
+    checksum: Option<&'a str>,
+    /// `ADD --unpack=true` given explicitly (extracts downloaded archives too).
+    unpack_urls: bool,
 }
 
 fn copy_like(
@@ -319,6 +326,21 @@ fn copy_like(
     let mut entries: Vec<Entry> = Vec::new();
     // Files of a `--from` tree must outlive the layer writer that reads them.
     let mut keep_alive: Option<SourceTree> = None;
+    // Downloaded files, read by the layer writer.
+    let mut downloads: Vec<add_url::Downloaded> = Vec::new();
+    let (url_sources, local_sources): (Vec<String>, Vec<String>) = opts
+        .sources
+        .iter()
+        .cloned()
+        .partition(|s| add_url::is_url(s));
+    if let Some(url) = url_sources.first()
+        && !opts.urls
+    {
+        return Err(Error::new(
+            ExitCode::Build,
+            format!("source can't be a URL for COPY: {url}; use ADD to download it"),
+        ));
+    }
 
     if !opts.heredocs.is_empty() {
         // `COPY <<EOF dest`: each heredoc is a file named after its delimiter.
@@ -359,7 +381,40 @@ fn copy_like(
         }
     }
 
-    if !opts.sources.is_empty() {
+    if !url_sources.is_empty() {
+        let dest_rel = dest.trim_matches('/');
+        let dest_is_dir = trailing
+            || dest.ends_with('/')
+            || dest_rel.is_empty()
+            || (!opts.link && base_has_dir(dest_rel));
+        if opts.sources.len() > 1 && !dest_is_dir {
+            return Err(Error::new(
+                ExitCode::Build,
+                format!(
+                    "When using ADD with more than one source file, the destination must be a directory and end with a /: `{}`",
+                    opts.dest
+                ),
+            ));
+        }
+        let checksum = opts.checksum.map(add_url::parse_checksum).transpose()?;
+        let no_dirs = |_: &str| false;
+        let add = UrlAdd {
+            dest: &dest,
+            dest_is_dir,
+            owner,
+            chmod: chmod.as_ref(),
+            checksum: checksum.as_ref(),
+            unpack: opts.unpack_urls,
+            base_has_dir: if opts.link { &no_dirs } else { &base_has_dir },
+        };
+        for url in &url_sources {
+            let mut got = add_url::url_entries(ctx, url, &add)?;
+            entries.append(&mut got.entries);
+            downloads.push(got);
+        }
+    }
+
+    if !local_sources.is_empty() {
         let (tree, context_name) = source_tree(ctx, step, opts.from, done)?;
         let scan = match &tree {
             SourceTree::Context => ctx.context_scan()?,
@@ -368,12 +423,12 @@ fn copy_like(
         // ADD auto-extracts local tar archives (not with --from, like BuildKit).
         let (archives, plain): (Vec<String>, Vec<String>) =
             if opts.unpack_archives && opts.from.is_none() {
-                opts.sources
+                local_sources
                     .iter()
                     .cloned()
                     .partition(|s| is_local_archive(scan, s))
             } else {
-                (Vec::new(), opts.sources.to_vec())
+                (Vec::new(), local_sources.clone())
             };
         if !plain.is_empty() {
             let req = CopyRequest {
@@ -416,6 +471,7 @@ fn copy_like(
     let created_by = format!("{} # buildkit", step.text());
     let result = commit_layer(ctx, state, entries, created_by, key);
     drop(keep_alive);
+    drop(downloads);
     result
 }
 
@@ -447,21 +503,28 @@ fn is_local_archive(scan: &ContextScan, src: &str) -> bool {
     n == 512 && &block[257..262] == b"ustar"
 }
 
-fn check_add_sources(add: &Add, line: usize) -> Result<(), Error> {
+fn check_add_sources(add: &Add) -> Result<(), Error> {
     for src in &add.sources.source_paths {
-        if src.starts_with("http://") || src.starts_with("https://") {
+        if src.starts_with("git@")
+            || src.starts_with("git://")
+            || src.ends_with(".git")
+            || src.contains(".git#")
+        {
             return Err(Error::new(
                 ExitCode::Build,
                 format!(
-                    "line {line}: ADD {src}: downloading URLs is not supported yet; download the file into the context and COPY it"
+                    "ADD {src}: git sources are not supported yet; clone the repository into the context and COPY it"
                 ),
             ));
         }
-        if src.starts_with("git@") || src.ends_with(".git") || src.contains(".git#") {
+        if add_url::is_url(src) {
+            continue;
+        }
+        if add.checksum.is_some() {
             return Err(Error::new(
                 ExitCode::Build,
                 format!(
-                    "line {line}: ADD {src}: git sources are not supported yet; clone the repository into the context and COPY it"
+                    "ADD --checksum {src}: checksum can't be specified for non-HTTP(S) sources; drop --checksum or use a URL"
                 ),
             ));
         }
@@ -648,7 +711,7 @@ fn execute_step(
         }
         Instruction::Copy(c) => copy_step(ctx, state, step, c, done, key),
         Instruction::Add(a) => {
-            check_add_sources(a, step.line)?;
+            check_add_sources(a)?;
             let opts = CopyOptions {
                 sources: &a.sources.source_paths,
                 heredocs: &a.sources.source_contents,
@@ -660,6 +723,9 @@ fn execute_step(
                 parents: false,
                 excludes: &a.excludes,
                 unpack_archives: a.unpack.unwrap_or(true),
+                urls: true,
+                checksum: a.checksum.as_deref(),
+                unpack_urls: a.unpack == Some(true),
             };
             copy_like(ctx, state, step, opts, done, key)
         }
@@ -686,6 +752,9 @@ fn copy_step(
         parents: c.parents,
         excludes: &c.excludes,
         unpack_archives: false,
+        urls: false,
+        checksum: None,
+        unpack_urls: false,
     };
     copy_like(ctx, state, step, opts, done, key)
 }
