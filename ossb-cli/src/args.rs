@@ -10,9 +10,10 @@ pub struct Cli {
     /// Log format: auto (JSON in a Kubernetes pod, text elsewhere), json or text.
     #[arg(long, global = true, value_enum, default_value_t = LogFormatArg::Auto, env = "OSSB_LOG_FORMAT")]
     pub log_format: LogFormatArg,
-    /// Log level: debug, info, warn or error.
-    #[arg(long, global = true, default_value = "info", env = "LOG_LEVEL")]
-    pub log_level: String,
+    /// Log level: debug, info, warn or error (default: info in a Kubernetes pod, where logs are
+    /// collected; warn elsewhere, where progress lines tell the story).
+    #[arg(long, global = true, env = "LOG_LEVEL")]
+    pub log_level: Option<String>,
     /// The command to run.
     #[command(subcommand)]
     pub command: Command,
@@ -115,6 +116,17 @@ pub enum PlanFormat {
     Json,
 }
 
+/// `--compression` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompressionArg {
+    /// gzip, parallel, readable by every tool.
+    Gzip,
+    /// zstd (OCI media type `tar+zstd`).
+    Zstd,
+    /// No compression.
+    Uncompressed,
+}
+
 /// `--progress` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ProgressArg {
@@ -183,6 +195,15 @@ pub struct BuildArgs {
     /// Registries to reach over plain HTTP or without TLS verification (loopback always is).
     #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
     pub insecure_registries: Vec<String>,
+    /// Layer compression: gzip (the default, readable everywhere), zstd, or uncompressed.
+    #[arg(long, value_enum, default_value_t = CompressionArg::Gzip)]
+    pub compression: CompressionArg,
+    /// Compression level (gzip 1-9, default 6; zstd 1-19, default 3).
+    #[arg(long, value_name = "N")]
+    pub compression_level: Option<i32>,
+    /// Threads for compression and uploads (default: the number of cores).
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
     /// Cancel the build after this long (Go duration: `90s`, `10m`, `1h30m`); exit code 7.
     #[arg(long, value_name = "DURATION", env = "OSSB_TIMEOUT")]
     pub timeout: Option<String>,

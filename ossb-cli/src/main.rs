@@ -29,7 +29,15 @@ fn main() {
         args::LogFormatArg::Json => ossb_log::LogFormat::Json,
         args::LogFormatArg::Text => ossb_log::LogFormat::Text,
     };
-    ossb_log::init(format, &cli.log_level, ossb_log::StaticFields::from_env());
+    let fields = ossb_log::StaticFields::from_env();
+    let level = cli.log_level.clone().unwrap_or_else(|| {
+        if fields.in_pod {
+            "info".to_string()
+        } else {
+            "warn".to_string()
+        }
+    });
+    ossb_log::init(format, &level, fields);
     let code = match commands::run(cli.command) {
         Ok(()) => ExitCode::Success,
         Err(err) => {

@@ -97,6 +97,34 @@ fn progress_sink(mode: ProgressArg) -> FanOut {
     fan
 }
 
+fn compression(args: &BuildArgs) -> Result<ossb_core::image::compress::Compression, Error> {
+    use crate::args::CompressionArg;
+    use ossb_core::image::compress::Compression;
+    let level = args.compression_level;
+    let check = |lo: i32, hi: i32, default: i32| -> Result<i32, Error> {
+        match level {
+            None => Ok(default),
+            Some(l) if (lo..=hi).contains(&l) => Ok(l),
+            Some(l) => Err(Error::new(
+                ExitCode::Configuration,
+                format!(
+                    "--compression-level {l} is out of range {lo}..{hi} for {:?}",
+                    args.compression
+                ),
+            )),
+        }
+    };
+    Ok(match args.compression {
+        CompressionArg::Gzip => Compression::Gzip {
+            level: check(1, 9, 6)? as u32,
+        },
+        CompressionArg::Zstd => Compression::Zstd {
+            level: check(1, 19, 3)?,
+        },
+        CompressionArg::Uncompressed => Compression::None,
+    })
+}
+
 /// The registry configuration: `--registry-config`, else the pod's ConfigMap, plus
 /// `--insecure-registry` hosts and registry credentials found in the pod.
 fn registry_config(
@@ -182,7 +210,10 @@ pub fn run(args: BuildArgs) -> Result<(), Error> {
         None => None,
     };
 
-    let mut backend = LocalBackend::new();
+    let mut backend = LocalBackend::new().with_compression(compression(&args)?);
+    if let Some(jobs) = args.jobs {
+        backend = backend.with_jobs(jobs);
+    }
     let found = if pod.in_pod {
         let found = discover(&PodPaths::from_env()).map_err(Error::from)?;
         req.secrets.extend(found.build_secrets.iter().cloned());
