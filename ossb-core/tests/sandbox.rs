@@ -4,7 +4,8 @@
 //! `run_init_if_requested()`. Run it as root and as an unprivileged user.
 
 use ossb_core::exec::sandbox::{
-    CancelToken, Network, RunSpec, Sandbox, SandboxError, SandboxOptions, StepRoot,
+    CancelToken, ExtraMount, ExtraMountKind, Network, RunSpec, Sandbox, SandboxError,
+    SandboxOptions, SecretBytes, StepRoot,
 };
 use ossb_core::exec::snapshot::{self, SnapshotterChoice, SnapshotterKind};
 use ossb_core::image::entry::{Entry, EntryKind};
@@ -55,6 +56,12 @@ fn main() {
         }),
         ("scan snapshotter entries and commit", |t| {
             snapshot_scenario(t, SnapshotterKind::Scan)
+        }),
+        ("overlay: RUN --mount leaves nothing in the diff", |t| {
+            extra_mounts(t, SnapshotterKind::Overlay)
+        }),
+        ("scan: RUN --mount leaves nothing in the diff", |t| {
+            extra_mounts(t, SnapshotterKind::Scan)
         }),
         ("overlay xattr whiteouts and opaque dirs", xattr_forms),
         ("doctor", doctor),
@@ -544,6 +551,81 @@ fn overhead(t: &T) -> R {
             times[0].as_secs_f64() * 1e3,
             times[19].as_secs_f64() * 1e3
         );
+    }
+    Ok(())
+}
+
+/// Binds (read-only dir, file), a tmpfs and a secret file: readable in the step, and neither
+/// their contents nor their mount points reach the diff or the rootfs.
+fn extra_mounts(t: &T, kind: SnapshotterKind) -> R {
+    let root = t.rootfs(&format!("mounts-{kind:?}"));
+    let src = t.base.join(format!("mount-src-{kind:?}"));
+    write(&src, "dir/in.txt", "from host\n");
+    write(&src, "bound.conf", "conf\n");
+    let mut snap = snapshot::open(
+        SnapshotterChoice::Force(kind),
+        root.clone(),
+        t.base.join(format!("mounts-scratch-{kind:?}")),
+        t.sandbox.id_map().clone(),
+        Path::new("/proc/self/exe"),
+    )
+    .map_err(|e| e.to_string())?;
+    let step = snap.prepare().map_err(|e| e.to_string())?;
+    let path = |p: &Path| p.to_str().map(str::to_string).ok_or("utf8");
+    let mut spec = RunSpec::shell(
+        "cat /data/src/in.txt > /out && ! touch /data/src/new 2>/dev/null && echo x > /scratch/t/f \
+         && cat /run/secrets/s >> /out && stat -c %a /run/secrets/s >> /out && ! (echo y >> /run/secrets/s) 2>/dev/null \
+         && cat /etc/bound.conf >> /out",
+    );
+    spec.mounts = vec![
+        ExtraMount {
+            target: "/data/src".into(),
+            kind: ExtraMountKind::Bind {
+                source: path(&src.join("dir"))?,
+                read_only: true,
+                init_owner: None,
+            },
+        },
+        ExtraMount {
+            target: "/scratch/t".into(),
+            kind: ExtraMountKind::Tmpfs {
+                size: Some(1 << 20),
+            },
+        },
+        ExtraMount {
+            target: "/run/secrets/s".into(),
+            kind: ExtraMountKind::File {
+                data: SecretBytes(b"s3cret\n".to_vec()),
+                uid: 0,
+                gid: 0,
+                mode: 0o400,
+            },
+        },
+        ExtraMount {
+            target: "/etc/bound.conf".into(),
+            kind: ExtraMountKind::Bind {
+                source: path(&src.join("bound.conf"))?,
+                read_only: true,
+                init_owner: None,
+            },
+        },
+    ];
+    let lines = t.run(&step, &spec).map_err(|e| e.to_string())?;
+    let diff = snap.diff().map_err(|e| e.to_string())?;
+    let paths: Vec<&str> = diff.entries.iter().map(|e| e.path.as_str()).collect();
+    expect_eq(paths, vec!["out"]).map_err(|e| format!("{e}; output {lines:?}"))?;
+    snap.commit().map_err(|e| e.to_string())?;
+    expect_eq(
+        std::fs::read_to_string(root.join("out")).map_err(|e| e.to_string())?,
+        "from host\ns3cret\n400\nconf\n".to_string(),
+    )?;
+    for gone in ["data", "scratch", "run", "etc/bound.conf"] {
+        if root.join(gone).symlink_metadata().is_ok() {
+            return Err(format!("mount point /{gone} left in the rootfs"));
+        }
+    }
+    if src.join("dir/new").exists() {
+        return Err("the read-only bind was written".into());
     }
     Ok(())
 }

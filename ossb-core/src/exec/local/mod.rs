@@ -16,6 +16,7 @@ mod add_url;
 mod base;
 pub mod cache;
 mod context;
+mod mounts;
 mod outputs;
 mod run;
 mod state;

@@ -4,6 +4,7 @@
 use super::BuildCtx;
 use super::base::materialize;
 use super::cache::{KeyBuilder, Record};
+use super::mounts;
 use super::state::StageState;
 use super::steps::StepResult;
 use crate::error::{Error, ExitCode};
@@ -14,6 +15,7 @@ use crate::image::layer::write_layer;
 use crate::plan::Step;
 use crate::plan::instructions::{Network as PlanNetwork, Run};
 use crate::progress::{ProgressEvent, StepId};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// The default `PATH` of a RUN step when the image sets none (as BuildKit).
@@ -141,16 +143,20 @@ pub fn execute(
     step: &Step,
     run: &Run,
     id: &StepId,
+    done: &BTreeMap<usize, StageState>,
     mut key: KeyBuilder,
 ) -> Result<StepResult, Error> {
     let cfg = state.builder.config().config.clone();
     let argv = argv(state, run);
+    mounts::check_supported(run)?;
     // What the step sees decides what it writes: command, environment, user, directory, network.
     key.field("argv", argv.join("\0").as_bytes());
     key.field("env", cfg.env.join("\0").as_bytes());
     key.field("user", cfg.user.as_bytes());
     key.field("cwd", cfg.working_dir.as_bytes());
     key.field("network", format!("{:?}", run.network).as_bytes());
+    // The mount specs and bind sources' contents; never a secret's value.
+    mounts::add_to_key(ctx, step, run, done, &mut key)?;
     let key = key.finish();
     if !ctx.no_cache
         && let Some(record) = ctx.cache.get(&key, ctx.store)
@@ -201,6 +207,12 @@ pub fn execute(
     } else {
         cfg.working_dir.clone()
     };
+    let prepared = mounts::prepare(ctx, step, run, done, &cwd)?;
+    for var in &prepared.env {
+        let name = var.split_once('=').map(|(k, _)| k).unwrap_or(var);
+        env.retain(|e| e.split_once('=').map(|(k, _)| k) != Some(name));
+        env.push(var.clone());
+    }
     let spec = RunSpec {
         argv: argv.clone(),
         env,
@@ -214,13 +226,8 @@ pub fn execute(
             _ => Network::Host,
         },
         extra_hosts: Vec::new(),
+        mounts: prepared.mounts.clone(),
     };
-    if !run.mounts.is_empty() {
-        return Err(Error::new(
-            ExitCode::Build,
-            "RUN --mount is not supported yet; copy what the step needs into the image first",
-        ));
-    }
 
     let sandbox = ctx.sandbox()?;
     let mut snap = snapshot::open(
@@ -255,6 +262,8 @@ pub fn execute(
             return Err(sandbox_error(e, &argv));
         }
     };
+    // Release cache locks and private copies now that the step is over.
+    drop(prepared);
     for w in &report.warnings {
         ctx.progress
             .event(&ProgressEvent::Warning { message: w.clone() });

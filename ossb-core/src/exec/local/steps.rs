@@ -67,7 +67,7 @@ fn shell_of(state: &StageState) -> Vec<String> {
 }
 
 /// Absolute, lexically clean path for `path` relative to `workdir`.
-fn abs_path(workdir: &str, path: &str) -> String {
+pub(super) fn abs_path(workdir: &str, path: &str) -> String {
     let joined = if path.starts_with('/') {
         path.to_string()
     } else {
@@ -729,7 +729,7 @@ fn execute_step(
             };
             copy_like(ctx, state, step, opts, done, key)
         }
-        Instruction::Run(run) => super::run::execute(ctx, state, step, run, id, key),
+        Instruction::Run(run) => super::run::execute(ctx, state, step, run, id, done, key),
     }
 }
 

@@ -15,9 +15,9 @@ use rustix::mount::{
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
-type Failure = (String, String);
+pub(super) type Failure = (String, String);
 
-fn at(stage: impl Into<String>) -> impl FnOnce(rustix::io::Errno) -> Failure {
+pub(super) fn at(stage: impl Into<String>) -> impl FnOnce(rustix::io::Errno) -> Failure {
     let stage = stage.into();
     move |e| (stage, std::io::Error::from(e).to_string())
 }
@@ -202,6 +202,10 @@ fn setup_and_exec(cfg: &InitConfig, msg: &OwnedFd) -> Result<Never, Failure> {
         )
         .map_err(at(format!("mounting /etc/{name}")))?;
     }
+    // RUN --mount: binds, tmpfs and secret files.
+    super::mounts::setup(cfg, &root, &mut stubs, &mut |text| {
+        send(msg, &FromInit::Warning { text })
+    })?;
     if !stubs.paths.is_empty() {
         send(
             msg,
@@ -331,7 +335,7 @@ fn setup_and_exec(cfg: &InitConfig, msg: &OwnedFd) -> Result<Never, Failure> {
     Err((format!("executing {:?}", cfg.argv[0]), e.to_string()))
 }
 
-fn mapped(ranges: &[(u32, u32)], id: u32) -> bool {
+pub(super) fn mapped(ranges: &[(u32, u32)], id: u32) -> bool {
     ranges
         .iter()
         .any(|&(start, count)| id >= start && u64::from(id - start) < u64::from(count))
@@ -449,14 +453,19 @@ fn openat_in(root: &OwnedFd, rel: &str, flags: OFlags) -> Result<OwnedFd, Failur
 }
 
 #[derive(Default)]
-struct Stubs {
-    paths: Vec<String>,
+pub(super) struct Stubs {
+    pub(super) paths: Vec<String>,
 }
 
 /// Resolves `rel` inside the rootfs, creating it (and missing parents) when absent; returns an
 /// `O_PATH` fd of the mount target. Created paths are recorded, and the times of the directory
 /// they were created in are restored so the step sees an untouched tree.
-fn ensure(root: &OwnedFd, rel: &str, dir: bool, stubs: &mut Stubs) -> Result<OwnedFd, Failure> {
+pub(super) fn ensure(
+    root: &OwnedFd,
+    rel: &str,
+    dir: bool,
+    stubs: &mut Stubs,
+) -> Result<OwnedFd, Failure> {
     let parts: Vec<&str> = rel.split('/').collect();
     for i in 0..parts.len() {
         let prefix = parts[..=i].join("/");

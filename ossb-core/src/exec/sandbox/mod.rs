@@ -18,6 +18,7 @@ mod child;
 mod error;
 mod idmap;
 mod init;
+mod mounts;
 mod netlo;
 mod parent;
 pub mod protocol;
@@ -25,6 +26,7 @@ pub mod protocol;
 pub use cancel::CancelToken;
 pub use error::SandboxError;
 pub use idmap::{IdMap, IdRange, MapMethod, SubRange, sub_ranges};
+pub use mounts::{ExtraMount, ExtraMountKind, Ownership, SecretBytes};
 
 use protocol::{InitConfig, RootMount};
 use rustix::fs::{Mode, OFlags, ResolveFlags};
@@ -101,6 +103,8 @@ pub struct RunSpec {
     pub network: Network,
     /// Extra `/etc/hosts` lines (`ip name...`), like `--add-host`.
     pub extra_hosts: Vec<String>,
+    /// Extra mounts (`RUN --mount`); their mount points and contents never reach the diff.
+    pub mounts: Vec<ExtraMount>,
 }
 
 impl RunSpec {
@@ -116,6 +120,7 @@ impl RunSpec {
             hostname: "ossb".into(),
             network: Network::Host,
             extra_hosts: Vec::new(),
+            mounts: Vec::new(),
         }
     }
 }
@@ -197,8 +202,11 @@ impl Sandbox {
             })?;
         let mountpoint = tmp.path().join("root");
         let etc = tmp.path().join("etc");
-        std::fs::create_dir(&mountpoint)
-            .map_err(|e| SandboxError::io("creating the mount point", e))?;
+        let staging = tmp.path().join("staging");
+        for dir in [&mountpoint, &staging] {
+            std::fs::create_dir(dir)
+                .map_err(|e| SandboxError::io("creating the mount point", e))?;
+        }
         write_etc_files(&etc, spec)?;
         let rootmount = match root {
             StepRoot::Overlay {
@@ -208,6 +216,7 @@ impl Sandbox {
             } => {
                 let stubs = tmp.path().join("stubs");
                 write_stub_tree(&stubs)?;
+                mount_stubs(&stubs, lowers.first().map(PathBuf::as_path), &spec.mounts);
                 let mut l: Vec<String> = lowers
                     .iter()
                     .map(|p| path_str(p))
@@ -247,6 +256,8 @@ impl Sandbox {
                 .iter()
                 .map(|r| (r.inside, r.count))
                 .collect(),
+            mounts: spec.mounts.clone(),
+            staging_dir: path_str(&staging)?,
         };
         let result = parent::run_step(&self.helper, &self.id_map, cfg, cancel, on_line);
         if let (StepRoot::Dir(dir), Ok(out)) = (root, &result) {
@@ -287,6 +298,19 @@ fn validate(spec: &RunSpec) -> Result<(), SandboxError> {
         return Err(SandboxError::InvalidSpec(format!(
             "{s:?} contains a NUL byte"
         )));
+    }
+    for m in &spec.mounts {
+        if !m.target.starts_with('/') || m.target.contains('\0') {
+            return Err(SandboxError::InvalidSpec(format!(
+                "the mount target {:?} is not an absolute path",
+                m.target
+            )));
+        }
+        if m.target.trim_matches('/').is_empty() {
+            return Err(SandboxError::InvalidSpec(
+                "a mount cannot replace the root directory".into(),
+            ));
+        }
     }
     if spec.hostname.len() > 64 {
         return Err(SandboxError::InvalidSpec(
@@ -357,6 +381,35 @@ fn write_stub_tree(dir: &Path) -> Result<(), SandboxError> {
         std::fs::write(dir.join(f), b"").map_err(io)?;
     }
     Ok(())
+}
+
+/// Adds the mount points of the extra mounts to the bottom overlay layer, at their targets
+/// resolved through the symlinks of `top` (the top lower dir), so the step's upper dir never
+/// gets one. A stub that cannot be laid out here is created by the step's PID 1 instead.
+fn mount_stubs(dir: &Path, top: Option<&Path>, mounts: &[ExtraMount]) {
+    let resolver = top.and_then(|t| crate::exec::Root::open_host(t).ok());
+    for (_, m) in mounts::ordered(mounts) {
+        let resolved = resolver
+            .as_ref()
+            .and_then(|r| r.resolve(&m.target).ok())
+            .unwrap_or_else(|| m.target.trim_start_matches('/').to_string());
+        let rel = Path::new(&resolved);
+        if resolved.is_empty() || rel.components().any(|c| c.as_os_str() == "..") {
+            continue;
+        }
+        let path = dir.join(rel);
+        let made = if m.kind.is_dir() {
+            std::fs::create_dir_all(&path)
+        } else {
+            path.parent()
+                .map(std::fs::create_dir_all)
+                .unwrap_or(Ok(()))
+                .and_then(|()| std::fs::write(&path, b""))
+        };
+        if let Err(e) = made {
+            tracing::debug!(component = "sandbox", target = %m.target, error = %e, "mount point not laid out in the stub layer");
+        }
+    }
 }
 
 /// Removes the mount points the sandbox created in a plain rootfs (children first), only when

@@ -64,6 +64,12 @@ pub struct InitConfig {
     pub mapped_uids: Vec<(u32, u32)>,
     /// Container gids that exist inside the user namespace.
     pub mapped_gids: Vec<(u32, u32)>,
+    /// Extra mounts (`RUN --mount`), set up after the standard ones.
+    #[serde(default)]
+    pub mounts: Vec<super::mounts::ExtraMount>,
+    /// An empty directory outside the rootfs where file mounts are staged on a private tmpfs.
+    #[serde(default)]
+    pub staging_dir: String,
 }
 
 /// Parent -> init.
