@@ -40,6 +40,7 @@ fn plan(args: PlanArgs) -> Result<(), Error> {
         target: args.target,
         build_platform: host.clone(),
         target_platform: args.platform.unwrap_or(host),
+        base_images: Default::default(),
     };
     let graph = ossb_core::plan::plan(&ast, &opts)?;
     match args.format {

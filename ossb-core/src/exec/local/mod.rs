@@ -15,6 +15,7 @@
 mod base;
 mod context;
 mod outputs;
+mod planning;
 mod state;
 mod steps;
 
@@ -203,8 +204,10 @@ impl LocalBackend {
             target: request.target.clone(),
             build_platform: host.to_string(),
             target_platform: platform.to_string(),
+            base_images: BTreeMap::new(),
         };
-        let graph = plan::plan(&ast, &opts)?;
+        // Fail fast on Dockerfile errors, before the store is opened.
+        plan::base_images_needed(&ast, &opts)?;
         let tags: Vec<Reference> = request
             .tags
             .iter()
@@ -252,6 +255,8 @@ impl LocalBackend {
             jobs: self.jobs,
         };
 
+        let (graph, base_images) =
+            planning::plan_with_base_images(&ast, opts, &ctx.fetcher, &request.build_contexts)?;
         let order = graph.build_order();
         let total_steps: usize = order
             .iter()
@@ -293,9 +298,17 @@ impl LocalBackend {
                         format!("stage {i} was not built before stage {index}"),
                     )
                 })?,
-                StageBase::Image(name) => ctx
-                    .fetcher
-                    .stage_state(&classify(name, &request.build_contexts)?)?,
+                StageBase::Image(name) => {
+                    let mut state = match base_images.get(name) {
+                        Some(image) => StageState::from_image(&store, image)?,
+                        None => ctx
+                            .fetcher
+                            .stage_state(&classify(name, &request.build_contexts)?)?,
+                    };
+                    // The image's ONBUILD triggers ran in this stage (see the plan).
+                    state.builder.config_mut().config.on_build.clear();
+                    state
+                }
             };
             state.cmd_set = false;
             operations += 1;
