@@ -21,6 +21,7 @@ mod onbuild;
 pub mod ports;
 mod render;
 mod sources;
+mod suggest;
 
 pub use args::{MetaArg, Platform, ProxyEnv};
 pub use error::PlanError;

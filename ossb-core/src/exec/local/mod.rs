@@ -182,7 +182,7 @@ impl LocalBackend {
         progress: &dyn ProgressSink,
     ) -> Result<BuildOutcome, Error> {
         let (text, name, dockerfile_path) = read_dockerfile(request)?;
-        let ast = dockerfile::parse(&text).map_err(|e| Error::from(e.with_file(name)))?;
+        let ast = dockerfile::parse(&text).map_err(|e| Error::from(e.with_file(name.clone())))?;
         for w in &ast.warnings {
             progress.event(&ProgressEvent::Warning {
                 message: format!("{} (line {:?}): {}", w.short, w.lines, w.detail),
@@ -207,7 +207,7 @@ impl LocalBackend {
             base_images: BTreeMap::new(),
         };
         // Fail fast on Dockerfile errors, before the store is opened.
-        plan::base_images_needed(&ast, &opts)?;
+        plan::base_images_needed(&ast, &opts).map_err(|e| e.with_file(name.clone()))?;
         let tags: Vec<Reference> = request
             .tags
             .iter()
@@ -255,8 +255,13 @@ impl LocalBackend {
             jobs: self.jobs,
         };
 
-        let (graph, base_images) =
-            planning::plan_with_base_images(&ast, opts, &ctx.fetcher, &request.build_contexts)?;
+        let (graph, base_images) = planning::plan_with_base_images(
+            &ast,
+            &name,
+            opts,
+            &ctx.fetcher,
+            &request.build_contexts,
+        )?;
         let order = graph.build_order();
         let total_steps: usize = order
             .iter()

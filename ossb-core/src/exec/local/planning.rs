@@ -11,8 +11,10 @@ use std::collections::BTreeMap;
 
 /// The graph planned with the configs of its base images, and those images (by normalised
 /// reference, as in [`crate::plan::StageBase::Image`]) so the build does not fetch them again.
+/// Planning errors name `file`.
 pub(crate) fn plan_with_base_images(
     ast: &Ast,
+    file: &str,
     mut opts: PlanOptions,
     fetcher: &Fetcher<'_>,
     contexts: &BTreeMap<String, String>,
@@ -21,7 +23,8 @@ pub(crate) fn plan_with_base_images(
     // Each round fetches at least one new image (triggers can make more stages needed), so
     // this ends after at most as many rounds as the Dockerfile has stages.
     loop {
-        let missing: Vec<String> = plan::base_images_needed(ast, &opts)?
+        let missing: Vec<String> = plan::base_images_needed(ast, &opts)
+            .map_err(|e| e.with_file(file))?
             .into_iter()
             .filter(|name| !opts.base_images.contains_key(name))
             .collect();
@@ -41,5 +44,6 @@ pub(crate) fn plan_with_base_images(
             images.insert(name, image);
         }
     }
-    Ok((plan::plan(ast, &opts)?, images))
+    let graph = plan::plan(ast, &opts).map_err(|e| e.with_file(file))?;
+    Ok((graph, images))
 }
