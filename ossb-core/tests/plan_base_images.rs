@@ -157,3 +157,25 @@ fn triggers_can_make_more_base_images_needed() {
         BTreeSet::from([base.to_string(), ALPINE.to_string()])
     );
 }
+
+#[test]
+fn base_stage_triggers_resolve_copy_from_and_make_it_needed() {
+    let df =
+        "FROM scratch AS tool\nFROM scratch AS base\nONBUILD COPY --from=tool /t /t\nFROM base\n";
+    let g = run(df, &PlanOptions::default()).unwrap();
+    let child = &g.stages[2];
+    assert_eq!(child.instructions[0].copy_from, Some(StageBase::Stage(0)));
+    assert_eq!(child.instructions[0].line, 4);
+    assert!(child.deps.contains(&0) && child.deps.contains(&1));
+    assert!(g.stages[0].needed);
+    assert_eq!(g.build_order(), vec![0, 1, 2]);
+}
+
+#[test]
+fn a_trigger_closing_a_cycle_is_an_error() {
+    let df = "FROM scratch AS a\nONBUILD COPY --from=b /x /x\nFROM a AS b\n";
+    let err = run(df, &PlanOptions::default()).unwrap_err();
+    // The trigger runs in b and reads b itself.
+    assert_eq!(err.message, "circular dependency detected on stage: b");
+    assert_eq!(err.line, 3);
+}
