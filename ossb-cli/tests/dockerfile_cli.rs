@@ -225,9 +225,15 @@ fn bad_dockerfiles_exit_2_with_file_line_and_a_hint() {
             ":2: unknown instruction: COPYY (did you mean COPY?)",
         ),
         // A parse error.
-        ("FROM scratch\nENV PATH\n", ":2: "),
+        (
+            "FROM scratch\nENV PATH\n",
+            ":2: ENV must have two arguments, write it as ENV PATH=value",
+        ),
         // An expansion error.
-        ("FROM scratch\nWORKDIR ${NOPE:?must be set}\n", ":2: "),
+        (
+            "FROM scratch\nWORKDIR ${NOPE:?must be set}\n",
+            ":2: failed to process \"${NOPE:?must be set}\": NOPE: must be set",
+        ),
         // No stage.
         ("RUN true\n", ":1: no build stage in current context"),
     ];
