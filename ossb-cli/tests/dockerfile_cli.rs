@@ -158,7 +158,17 @@ fn plan_json_lists_stages_deps_and_expanded_args() {
     );
     let build = &stages[0];
     assert_eq!(build["needed"], true);
-    assert_eq!(build["env"], serde_json::json!([["V", "2.0"]]));
+    // A scratch stage starts with BuildKit's default PATH.
+    assert_eq!(
+        build["env"],
+        serde_json::json!([
+            [
+                "PATH",
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+            ],
+            ["V", "2.0"]
+        ])
+    );
     let copy = &build["instructions"][2];
     assert_eq!(copy["line"], 5);
     assert_eq!(copy["expanded"], true);

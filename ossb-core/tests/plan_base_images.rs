@@ -179,3 +179,21 @@ fn a_trigger_closing_a_cycle_is_an_error() {
     assert_eq!(err.message, "circular dependency detected on stage: b");
     assert_eq!(err.line, 3);
 }
+
+#[test]
+fn scratch_starts_with_the_default_path_except_on_windows() {
+    let df = "FROM scratch\nENV PATH=/x:$PATH\n";
+    let g = run(df, &PlanOptions::default()).unwrap();
+    assert_eq!(
+        env_of(&g, 0)["PATH"],
+        "/x:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    );
+    let o = PlanOptions {
+        target_platform: "windows/amd64".into(),
+        ..PlanOptions::default()
+    };
+    assert_eq!(env_of(&run(df, &o).unwrap(), 0)["PATH"], "/x:");
+    let df = "FROM --platform=windows/amd64 scratch\nENV PATH=/x:$PATH\n";
+    let g = run(df, &PlanOptions::default()).unwrap();
+    assert_eq!(env_of(&g, 0)["PATH"], "/x:");
+}

@@ -58,6 +58,21 @@ fn normalize_image(name: &str) -> Result<String, String> {
         .map_err(|e| format!("failed to parse stage name {name:?}: {e}"))
 }
 
+/// The `PATH` BuildKit gives an empty (`scratch`) image on Unix-like systems.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// BuildKit's `emptyImage`: a `scratch` stage starts with `PATH` set, except on Windows.
+fn scratch_env(stage_platform: Option<&str>, target: &Platform) -> Vec<(String, String)> {
+    let os = stage_platform
+        .and_then(|p| Platform::parse(p).ok())
+        .map_or_else(|| target.os.clone(), |p| p.os);
+    if os == "windows" {
+        Vec::new()
+    } else {
+        vec![("PATH".to_string(), DEFAULT_PATH.to_string())]
+    }
+}
+
 /// Mark the stages `target` needs, following [`Stage::deps`].
 fn mark_needed(stages: &mut [Stage], target: usize) {
     for s in stages.iter_mut() {
@@ -389,7 +404,7 @@ pub(crate) fn lower(ast: &Ast, opts: &PlanOptions, expand: bool) -> Result<Build
                 .get(name)
                 .map(BaseImageInfo::env_pairs)
                 .unwrap_or_default(),
-            StageBase::Scratch => Vec::new(),
+            StageBase::Scratch => scratch_env(stages[i].platform.as_deref(), &target_platform),
         };
         let mut scope: Vec<(String, Option<String>)> = Vec::new();
         let mut out = Vec::new();
