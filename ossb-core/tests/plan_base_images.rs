@@ -197,3 +197,16 @@ fn scratch_starts_with_the_default_path_except_on_windows() {
     let g = run(df, &PlanOptions::default()).unwrap();
     assert_eq!(env_of(&g, 0)["PATH"], "/x:");
 }
+
+#[test]
+fn a_trigger_reading_a_child_stage_is_a_cycle() {
+    let o = opts_with(&[(ALPINE, &[], &["COPY --from=child /x /x"])]);
+    let df = "FROM alpine:3.20 AS parent\nFROM parent AS child\n";
+    let err = run(df, &o).unwrap_err();
+    assert!(
+        err.message
+            .starts_with("circular dependency detected on stage: "),
+        "{}",
+        err.message
+    );
+}

@@ -334,7 +334,14 @@ pub(crate) fn lower(ast: &Ast, opts: &PlanOptions, expand: bool) -> Result<Build
         if !grew {
             break;
         }
-        check_cycles(&cmd_deps, &stages)?;
+        // A trigger can read a stage built FROM this one, so FROM edges count here too.
+        let mut all = cmd_deps.clone();
+        for (i, s) in stages.iter().enumerate() {
+            if let StageBase::Stage(j) = s.base {
+                all[i].push((j, s.line));
+            }
+        }
+        check_cycles(&all, &stages)?;
     }
 
     // 8. Normalise image references (errors only where the target needs them).
