@@ -17,6 +17,7 @@ fn opts(args: &[(&str, &str)]) -> PlanOptions {
         target: None,
         build_platform: "linux/amd64".into(),
         target_platform: "linux/arm64".into(),
+        base_images: BTreeMap::new(),
     }
 }
 

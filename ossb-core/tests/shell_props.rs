@@ -90,3 +90,35 @@ fn long_star_patterns_stay_fast() {
     let out = Lexer::new('\\').process_word(&word, &env);
     assert_eq!(out.ok(), Some("a".repeat(2000)));
 }
+
+/// Fuzz regression (shell_lex, 2026-12-02): nested `${A//pattern/replacement}` with an
+/// empty pattern multiply the value's length at every level; this 130-byte word took
+/// seconds and hundreds of megabytes before results were bounded.
+#[test]
+fn nested_replace_all_is_bounded_in_time() {
+    let word = "$E/EG\\DP${A////\\${A///\u{0}\u{0}\u{0}a//P${A/// ///P${A////\\${A//////\\${A///\u{0}\u{0}\u{0}a//P${A/// ///P$\u{1}}////\\${A///\"\" /a}/PW_a\"\" /a}/PW_a}}/a}/PW_a}}";
+    let mut env = BTreeMap::new();
+    env.insert("A".to_string(), "a b  c".to_string());
+    let started = std::time::Instant::now();
+    for escape in ['\\', '`'] {
+        let lexer = Lexer::new(escape);
+        let _ = lexer.process_word(word, &env);
+        let _ = lexer.process_words(word, &env);
+    }
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    // A deep enough nesting is refused with a message that says what to simplify.
+    let mut deep = "zz".to_string();
+    for _ in 0..4 {
+        deep = format!("${{A///{deep}}}");
+    }
+    env.insert("A".to_string(), "a".repeat(64));
+    let err = Lexer::new('\\').process_word(&deep, &env);
+    assert!(
+        matches!(&err, Err(e) if e.to_string().contains("simplify the expression")),
+        "{err:?}"
+    );
+}

@@ -21,27 +21,33 @@ pub fn run(cmd: DockerfileCommand) -> Result<(), Error> {
     }
 }
 
-/// Read and parse a Dockerfile, naming the file in errors.
-pub fn parse_file(file: &Path) -> Result<Ast, Error> {
-    let text = read_text(file)?;
-    let name = if file.as_os_str() == "-" {
+/// The Dockerfile's name in messages: its path as given, `<stdin>` for `-`.
+fn display_name(file: &Path) -> String {
+    if file.as_os_str() == "-" {
         "<stdin>".to_string()
     } else {
         file.display().to_string()
-    };
-    dockerfile::parse(&text).map_err(|e| Error::from(e.with_file(name)))
+    }
+}
+
+/// Read and parse a Dockerfile, naming the file in errors.
+pub fn parse_file(file: &Path) -> Result<Ast, Error> {
+    let text = read_text(file)?;
+    dockerfile::parse(&text).map_err(|e| Error::from(e.with_file(display_name(file))))
 }
 
 fn plan(args: PlanArgs) -> Result<(), Error> {
     let ast = parse_file(&args.file)?;
+    let name = display_name(&args.file);
     let host = ossb_core::image::oci::Platform::host().to_string();
     let opts = ossb_core::plan::PlanOptions {
         build_args: parse_build_args(&args.build_args)?,
         target: args.target,
         build_platform: host.clone(),
         target_platform: args.platform.unwrap_or(host),
+        base_images: Default::default(),
     };
-    let graph = ossb_core::plan::plan(&ast, &opts)?;
+    let graph = ossb_core::plan::plan(&ast, &opts).map_err(|e| e.with_file(name))?;
     match args.format {
         PlanFormat::Text => print!("{}", graph.to_text()),
         PlanFormat::Json => println!(

@@ -60,7 +60,10 @@ pub fn parse_name_value(rest: &str, key: &str, escape: char) -> Result<Vec<Strin
     if !first.contains('=') {
         let parts = split_token_space(rest, 2);
         if parts.len() < 2 {
-            return Err(ParseError::new(format!("{key} must have two arguments")));
+            let name = parts.first().copied().unwrap_or("name");
+            return Err(ParseError::new(format!(
+                "{key} must have two arguments, write it as {key} {name}=value"
+            )));
         }
         return Ok(vec![
             parts[0].to_string(),

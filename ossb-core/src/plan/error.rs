@@ -6,6 +6,8 @@ use crate::error::{Error, ExitCode};
 ///
 /// `message` is BuildKit's text where BuildKit has one (tests compare it exactly); `line` is the
 /// first line (1-based) of the instruction at fault, 0 when the error is about the whole file.
+/// The rendered error names the Dockerfile (`Dockerfile.dev:3: ...`) once the caller attaches
+/// it with [`PlanError::with_file`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{}", self.render())]
 pub struct PlanError {
@@ -15,6 +17,8 @@ pub struct PlanError {
     pub end_line: usize,
     /// What is wrong, in BuildKit's words where it has them.
     pub message: String,
+    /// The Dockerfile's path as the user gave it, when known.
+    pub file: Option<String>,
 }
 
 impl PlanError {
@@ -24,6 +28,7 @@ impl PlanError {
             line: 0,
             end_line: 0,
             message: message.into(),
+            file: None,
         }
     }
 
@@ -33,6 +38,7 @@ impl PlanError {
             line,
             end_line,
             message: message.into(),
+            file: None,
         }
     }
 
@@ -45,16 +51,23 @@ impl PlanError {
         self
     }
 
+    /// Name the Dockerfile the error is about.
+    pub fn with_file(mut self, file: impl Into<String>) -> Self {
+        self.file = Some(file.into());
+        self
+    }
+
     /// The exit-code class of planning errors: always [`ExitCode::Build`].
     pub fn exit_code(&self) -> ExitCode {
         ExitCode::Build
     }
 
     fn render(&self) -> String {
+        let file = self.file.as_deref().unwrap_or("dockerfile");
         if self.line == 0 {
-            format!("dockerfile: {}", self.message)
+            format!("{file}: {}", self.message)
         } else {
-            format!("dockerfile:{}: {}", self.line, self.message)
+            format!("{file}:{}: {}", self.line, self.message)
         }
     }
 }

@@ -82,7 +82,8 @@ pub struct Stage {
     pub doc: String,
     /// Global args the `FROM` line used.
     pub from_used_args: BTreeSet<String>,
-    /// `ENV` set by this stage's steps (and inherited from a base stage), in order.
+    /// The environment after the last step: the base's (a base stage's, or a base image's
+    /// `Env` when the planner was given it), then this stage's `ENV`, in order.
     pub env: Vec<(String, String)>,
 }
 
@@ -114,6 +115,18 @@ impl BuildGraph {
         self.stages
             .iter()
             .find(|s| s.name.as_deref() == Some(lower.as_str()))
+    }
+
+    /// The images the needed stages start `FROM` (normalised references).
+    pub fn base_images(&self) -> BTreeSet<String> {
+        self.stages
+            .iter()
+            .filter(|s| s.needed)
+            .filter_map(|s| match &s.base {
+                StageBase::Image(r) => Some(r.clone()),
+                _ => None,
+            })
+            .collect()
     }
 
     /// The stages the target needs, dependencies first (the order to build them in).

@@ -4,15 +4,16 @@
 
 use crate::dockerfile::shell::Lexer;
 use crate::dockerfile::{Ast, Node};
-use crate::plan::PlanOptions;
 use crate::plan::args::{
     MetaArg, Platform, is_frontend_arg, is_proxy_arg, platform_args, proxy_env,
 };
 use crate::plan::error::PlanError;
 use crate::plan::expand::expand_instruction;
 use crate::plan::graph::{BuildGraph, Stage, StageBase, Step};
-use crate::plan::instructions::run_csv_fields;
 use crate::plan::instructions::{ArgPair, From, Instruction, parse_instruction};
+use crate::plan::onbuild::{parse_image_triggers, relocate, stage_triggers};
+use crate::plan::sources::step_sources;
+use crate::plan::{BaseImageInfo, PlanOptions};
 use crate::reference::Reference;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -31,17 +32,17 @@ struct RawStage<'a> {
     steps: Vec<(Instruction, &'a Node)>,
 }
 
-fn at(node: &Node, message: impl Into<String>) -> PlanError {
-    PlanError::at(node.start_line, node.end_line, message)
+/// An inherited `ONBUILD` trigger of a stage, parsed and with its sources resolved.
+#[derive(Debug, Clone)]
+struct Trigger {
+    instr: Instruction,
+    node: Node,
+    copy_from: Option<StageBase>,
+    mount_from: Vec<Option<StageBase>>,
 }
 
-/// Go's `strconv.Atoi`: optional sign, then ASCII digits only.
-fn go_atoi(s: &str) -> Option<i64> {
-    let digits = s.strip_prefix(['+', '-']).unwrap_or(s);
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    s.parse().ok()
+fn at(node: &Node, message: impl Into<String>) -> PlanError {
+    PlanError::at(node.start_line, node.end_line, message)
 }
 
 fn set_kv(list: &mut Vec<(String, String)>, key: &str, value: String) {
@@ -61,16 +62,57 @@ fn normalize_image(name: &str) -> Result<String, String> {
         .map_err(|e| format!("failed to parse stage name {name:?}: {e}"))
 }
 
-/// The `from=` of a `--mount` spec, as written.
-fn mount_from(spec: &str) -> Option<String> {
-    run_csv_fields(spec).ok()?.into_iter().find_map(|f| {
-        let (k, v) = f.split_once('=')?;
-        (k.eq_ignore_ascii_case("from") && !v.is_empty()).then(|| v.to_string())
-    })
+/// The `PATH` BuildKit gives an empty (`scratch`) image on Unix-like systems.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// BuildKit's `emptyImage`: a `scratch` stage starts with `PATH` set, except on Windows.
+fn scratch_env(stage_platform: Option<&str>, target: &Platform) -> Vec<(String, String)> {
+    let os = stage_platform
+        .and_then(|p| Platform::parse(p).ok())
+        .map_or_else(|| target.os.clone(), |p| p.os);
+    if os == "windows" {
+        Vec::new()
+    } else {
+        vec![("PATH".to_string(), DEFAULT_PATH.to_string())]
+    }
 }
 
-/// Build the graph. See the module docs for the order of checks.
-pub(crate) fn lower(ast: &Ast, opts: &PlanOptions) -> Result<BuildGraph, PlanError> {
+/// Mark the stages `target` needs, following [`Stage::deps`].
+fn mark_needed(stages: &mut [Stage], target: usize) {
+    for s in stages.iter_mut() {
+        s.needed = false;
+    }
+    let mut stack = vec![target];
+    while let Some(i) = stack.pop() {
+        if stages[i].needed {
+            continue;
+        }
+        stages[i].needed = true;
+        stack.extend(stages[i].deps.iter().copied());
+    }
+}
+
+/// Reject a cycle of command dependencies, naming the stage and the line that closes it.
+fn check_cycles(cmd_deps: &[Vec<(usize, usize)>], stages: &[Stage]) -> Result<(), PlanError> {
+    match find_cycle(cmd_deps) {
+        None => Ok(()),
+        Some(start) => {
+            let line = cmd_deps[start].first().map(|d| d.1).unwrap_or(0);
+            Err(PlanError::at(
+                line,
+                line,
+                format!(
+                    "circular dependency detected on stage: {}",
+                    stages[start].display_name
+                ),
+            ))
+        }
+    }
+}
+
+/// Build the graph. See the module docs for the order of checks. With `expand` false the
+/// steps are left as written (enough to know the stages and base images the target needs).
+pub(crate) fn lower(ast: &Ast, opts: &PlanOptions, expand: bool) -> Result<BuildGraph, PlanError> {
     // 1. Typed instructions; ARGs before the first FROM are global.
     let mut raw: Vec<RawStage<'_>> = Vec::new();
     let mut meta: Vec<(ArgPair, &Node)> = Vec::new();
@@ -223,12 +265,7 @@ pub(crate) fn lower(ast: &Ast, opts: &PlanOptions) -> Result<BuildGraph, PlanErr
     };
 
     // 5. Dependencies from COPY --from and RUN --mount from=.
-    let find_any = |name: &str| {
-        let lower = name.to_lowercase();
-        stages
-            .iter()
-            .rposition(|s| s.name.as_deref() == Some(lower.as_str()))
-    };
+    let names: Vec<Option<String>> = stages.iter().map(|s| s.name.clone()).collect();
     let mut copy_from: Vec<Vec<Option<StageBase>>> = Vec::with_capacity(n);
     let mut mounts_from: Vec<Vec<Vec<Option<StageBase>>>> = Vec::with_capacity(n);
     let mut cmd_deps: Vec<Vec<(usize, usize)>> = vec![Vec::new(); n];
@@ -237,80 +274,78 @@ pub(crate) fn lower(ast: &Ast, opts: &PlanOptions) -> Result<BuildGraph, PlanErr
         let mut cf = Vec::new();
         let mut mf = Vec::new();
         for (instr, node) in &rs.steps {
-            let mut this_cf = None;
-            let mut this_mf = Vec::new();
-            match instr {
-                Instruction::Copy(c) => {
-                    if let Some(f) = &c.from {
-                        let src = match go_atoi(f) {
-                            Some(idx) => {
-                                if idx < 0 || idx as usize >= n {
-                                    return Err(at(node, format!("invalid stage index {idx}")));
-                                }
-                                StageBase::Stage(idx as usize)
-                            }
-                            None => match find_any(f) {
-                                Some(j) => StageBase::Stage(j),
-                                None => {
-                                    image_deps[i].insert(f.clone(), node);
-                                    StageBase::Image(f.clone())
-                                }
-                            },
-                        };
-                        if let StageBase::Stage(j) = src {
-                            cmd_deps[i].push((j, node.start_line));
-                        }
-                        this_cf = Some(src);
-                    }
-                }
-                Instruction::Run(r) => {
-                    for spec in &r.mount_specs {
-                        let src = mount_from(spec).map(|f| match find_any(&f) {
-                            Some(j) => StageBase::Stage(j),
-                            None => {
-                                image_deps[i].insert(f.clone(), node);
-                                StageBase::Image(f)
-                            }
-                        });
-                        if let Some(StageBase::Stage(j)) = src {
-                            cmd_deps[i].push((j, node.start_line));
-                        }
-                        this_mf.push(src);
-                    }
-                }
-                _ => {}
+            let src = step_sources(instr, &names).map_err(|m| at(node, m))?;
+            cmd_deps[i].extend(src.stages.iter().map(|j| (*j, node.start_line)));
+            for img in src.images {
+                image_deps[i].insert(img, node);
             }
-            cf.push(this_cf);
-            mf.push(this_mf);
+            cf.push(src.copy_from);
+            mf.push(src.mount_from);
         }
         copy_from.push(cf);
         mounts_from.push(mf);
     }
 
     // 6. Cycles (command dependencies only; FROM can only name earlier stages).
-    if let Some(start) = find_cycle(&cmd_deps) {
-        let line = cmd_deps[start].first().map(|d| d.1).unwrap_or(0);
-        return Err(PlanError::at(
-            line,
-            line,
-            format!(
-                "circular dependency detected on stage: {}",
-                stages[start].display_name
-            ),
-        ));
-    }
+    check_cycles(&cmd_deps, &stages)?;
     for (i, deps) in cmd_deps.iter().enumerate() {
         stages[i].deps.extend(deps.iter().map(|d| d.0));
     }
 
-    // 7. What the target needs.
-    let mut stack = vec![target];
-    while let Some(i) = stack.pop() {
-        if stages[i].needed {
-            continue;
+    // 7. What the target needs. ONBUILD triggers of the needed stages (from a base stage or
+    //    a base image) can read other stages, so repeat until nothing new is needed.
+    let mut triggers: Vec<Option<Vec<Trigger>>> = vec![None; n];
+    loop {
+        mark_needed(&mut stages, target);
+        let mut grew = false;
+        for i in 0..n {
+            if !stages[i].needed || triggers[i].is_some() {
+                continue;
+            }
+            let from = raw[i].node;
+            let nodes = match &stages[i].base {
+                StageBase::Stage(j) => stage_triggers(raw[*j].steps.iter().map(|s| &s.0)),
+                StageBase::Image(name) => match normalize_image(name)
+                    .ok()
+                    .and_then(|r| opts.base_images.get(&r))
+                {
+                    Some(info) => parse_image_triggers(&info.onbuild).map_err(|m| at(from, m))?,
+                    None => Vec::new(),
+                },
+                StageBase::Scratch => Vec::new(),
+            };
+            let mut list = Vec::with_capacity(nodes.len());
+            for node in nodes {
+                let node = relocate(node, from);
+                let instr = parse_instruction(&node).map_err(|m| at(from, m))?;
+                let src = step_sources(&instr, &names).map_err(|m| at(from, m))?;
+                for j in &src.stages {
+                    cmd_deps[i].push((*j, from.start_line));
+                    grew |= stages[i].deps.insert(*j);
+                }
+                for img in &src.images {
+                    image_deps[i].insert(img.clone(), from);
+                }
+                list.push(Trigger {
+                    instr,
+                    node,
+                    copy_from: src.copy_from,
+                    mount_from: src.mount_from,
+                });
+            }
+            triggers[i] = Some(list);
         }
-        stages[i].needed = true;
-        stack.extend(stages[i].deps.iter().copied());
+        if !grew {
+            break;
+        }
+        // A trigger can read a stage built FROM this one, so FROM edges count here too.
+        let mut all = cmd_deps.clone();
+        for (i, s) in stages.iter().enumerate() {
+            if let StageBase::Stage(j) = s.base {
+                all[i].push((j, s.line));
+            }
+        }
+        check_cycles(&all, &stages)?;
     }
 
     // 8. Normalise image references (errors only where the target needs them).
@@ -342,14 +377,18 @@ pub(crate) fn lower(ast: &Ast, opts: &PlanOptions) -> Result<BuildGraph, PlanErr
         };
         copy_from[i].iter_mut().for_each(norm);
         mounts_from[i].iter_mut().flatten().for_each(norm);
+        for t in triggers[i].iter_mut().flatten() {
+            norm(&mut t.copy_from);
+            t.mount_from.iter_mut().for_each(norm);
+        }
     }
 
-    // 9. Steps: expand the needed stages in order (a base stage always comes first).
+    // 9. Steps: expand the needed stages in order (a base stage always comes first). A stage
+    //    starts with the environment of its base: the base stage's, or the base image's `Env`.
     let mut declared: BTreeSet<String> = meta_args.iter().map(|a| a.name.clone()).collect();
-    let mut onbuild: Vec<Vec<Node>> = vec![Vec::new(); n];
     for i in 0..n {
         let rs = &raw[i];
-        if !stages[i].needed {
+        if !stages[i].needed || !expand {
             stages[i].instructions = rs
                 .steps
                 .iter()
@@ -369,21 +408,26 @@ pub(crate) fn lower(ast: &Ast, opts: &PlanOptions) -> Result<BuildGraph, PlanErr
                 .collect();
             continue;
         }
-        let (mut env, triggers) = match stages[i].base {
-            StageBase::Stage(j) => (stages[j].env.clone(), onbuild[j].clone()),
-            _ => (Vec::new(), Vec::new()),
+        let mut env = match &stages[i].base {
+            StageBase::Stage(j) => stages[*j].env.clone(),
+            StageBase::Image(name) => opts
+                .base_images
+                .get(name)
+                .map(BaseImageInfo::env_pairs)
+                .unwrap_or_default(),
+            StageBase::Scratch => scratch_env(stages[i].platform.as_deref(), &target_platform),
         };
         let mut scope: Vec<(String, Option<String>)> = Vec::new();
-        let mut own_onbuild = Vec::new();
         let mut out = Vec::new();
-        let trigger_items: Vec<Item<'_>> = {
-            let mut v = Vec::new();
-            for t in &triggers {
-                let instr = parse_instruction(t).map_err(|m| at(t, m))?;
-                v.push((instr, t, true, None, Vec::new()));
-            }
-            v
-        };
+        let trigger_items = triggers[i].iter().flatten().map(|t| {
+            (
+                t.instr.clone(),
+                &t.node,
+                true,
+                t.copy_from.clone(),
+                t.mount_from.clone(),
+            )
+        });
         let own_items = rs.steps.iter().enumerate().map(|(k, (instr, node))| {
             (
                 instr.clone(),
@@ -393,7 +437,8 @@ pub(crate) fn lower(ast: &Ast, opts: &PlanOptions) -> Result<BuildGraph, PlanErr
                 mounts_from[i][k].clone(),
             )
         });
-        for (instr, node, from_onbuild, cf, mf) in trigger_items.into_iter().chain(own_items) {
+        let items: Vec<Item<'_>> = trigger_items.chain(own_items).collect();
+        for (instr, node, from_onbuild, cf, mf) in items {
             let mut lookup: Vec<(String, String)> = scope
                 .iter()
                 .filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v)))
@@ -434,11 +479,6 @@ pub(crate) fn lower(ast: &Ast, opts: &PlanOptions) -> Result<BuildGraph, PlanErr
                         }
                     }
                 }
-                Instruction::Onbuild(o) => {
-                    if let Some(t) = &o.trigger {
-                        own_onbuild.push((**t).clone());
-                    }
-                }
                 Instruction::Run(_) => used.extend(arg_names.iter().cloned()),
                 _ => {}
             }
@@ -461,7 +501,6 @@ pub(crate) fn lower(ast: &Ast, opts: &PlanOptions) -> Result<BuildGraph, PlanErr
         }
         stages[i].instructions = out;
         stages[i].env = env;
-        onbuild[i] = own_onbuild;
     }
 
     // 10. Build args nobody declared.

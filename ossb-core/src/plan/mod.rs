@@ -4,6 +4,10 @@
 //! Dockerfile frontend does: every instruction is checked ([`instructions`]), the global and
 //! per-stage `ARG` scopes are resolved ([`args`]), arguments are expanded ([`expand`]), and
 //! stages are linked, checked for cycles and pruned to what the target needs ([`graph`]).
+//!
+//! Stages based on an image start from that image's `Env` and run its `ONBUILD` triggers.
+//! The executor learns which images those are with [`base_images_needed`], fetches their
+//! configs, and plans again with [`PlanOptions::base_images`] filled in.
 
 pub mod args;
 pub mod duration;
@@ -13,8 +17,11 @@ mod flags;
 pub mod graph;
 pub mod instructions;
 mod lower;
+mod onbuild;
 pub mod ports;
 mod render;
+mod sources;
+mod suggest;
 
 pub use args::{MetaArg, Platform, ProxyEnv};
 pub use error::PlanError;
@@ -22,7 +29,32 @@ pub use graph::{BuildGraph, Stage, StageBase, Step};
 pub use instructions::{Instruction, parse_instruction};
 
 use crate::dockerfile::Ast;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What planning needs to know about a base image, from its config.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BaseImageInfo {
+    /// `config.Env`: `KEY=VALUE` entries; a stage based on the image starts with them.
+    pub env: Vec<String>,
+    /// `config.OnBuild`: triggers that run right after `FROM` in a stage based on the image.
+    pub onbuild: Vec<String>,
+}
+
+impl BaseImageInfo {
+    /// The environment as `(key, value)` pairs; an entry without `=` has an empty value and a
+    /// later entry for the same key replaces an earlier one.
+    pub fn env_pairs(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = Vec::with_capacity(self.env.len());
+        for entry in &self.env {
+            let (k, v) = entry.split_once('=').unwrap_or((entry.as_str(), ""));
+            match out.iter_mut().find(|(key, _)| key == k) {
+                Some(e) => e.1 = v.to_string(),
+                None => out.push((k.to_string(), v.to_string())),
+            }
+        }
+        out
+    }
+}
 
 /// What the caller decides about a build.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +67,10 @@ pub struct PlanOptions {
     pub build_platform: String,
     /// The platform the image is for (`linux/arm64`).
     pub target_platform: String,
+    /// Configs of base images, by normalised reference as in [`StageBase::Image`]. A stage
+    /// based on an image that is missing here starts with an empty environment and no
+    /// triggers.
+    pub base_images: BTreeMap<String, BaseImageInfo>,
 }
 
 impl Default for PlanOptions {
@@ -45,6 +81,7 @@ impl Default for PlanOptions {
             target: None,
             build_platform: host.clone(),
             target_platform: host,
+            base_images: BTreeMap::new(),
         }
     }
 }
@@ -53,5 +90,15 @@ impl Default for PlanOptions {
 ///
 /// Errors carry the line of the instruction at fault and map to exit code 2 ("build").
 pub fn plan(ast: &Ast, opts: &PlanOptions) -> Result<BuildGraph, PlanError> {
-    lower::lower(ast, opts)
+    lower::lower(ast, opts, true)
+}
+
+/// The images the target's stages are based on (normalised references), without expanding
+/// any step, so an expansion that needs a base image's `Env` does not fail here.
+///
+/// Triggers of the images already in `opts.base_images` are followed, so a caller fetches
+/// the returned images that are not there yet, adds them, and asks again until nothing new
+/// comes back; then it calls [`plan`].
+pub fn base_images_needed(ast: &Ast, opts: &PlanOptions) -> Result<BTreeSet<String>, PlanError> {
+    Ok(lower::lower(ast, opts, false)?.base_images())
 }

@@ -67,6 +67,12 @@ pub enum ShellError {
     /// `${...}` nested deeper than the lexer allows (guards the stack).
     #[error("substitutions nested deeper than {0} levels")]
     TooDeep(usize),
+    /// A `${X//pattern/replacement}` result longer than the lexer allows: nested
+    /// replacements grow exponentially, so this guards time and memory.
+    #[error(
+        "substitution result longer than {0} bytes; nested ${{X//pattern/replacement}} grow the value exponentially, simplify the expression"
+    )]
+    TooLarge(usize),
 }
 
 /// The full outcome of expanding one word.

@@ -164,6 +164,11 @@ fn reverse_pattern(pattern: &str) -> String {
     pieces.iter().rev().flat_map(|p| p.iter()).collect()
 }
 
+/// The longest result (in bytes) of `${X//p/r}`. Nested replace-all substitutions
+/// multiply the length at every level, so without a bound a short word could take minutes
+/// and gigabytes; no real Dockerfile word comes near this.
+pub(super) const MAX_REPLACE_RESULT: usize = 1 << 20;
+
 /// `${X/p/r}` (first match) and `${X//p/r}` (every match, Go `ReplaceAllString` rules).
 pub(super) fn replace(
     pattern: &str,
@@ -195,6 +200,9 @@ pub(super) fn replace(
         // No replacement for an empty match right after the previous match.
         if e > last_end || s == 0 {
             expand_template(&mut out, replacement, &text[s..e]);
+            if out.len() > MAX_REPLACE_RESULT {
+                return Err(ShellError::TooLarge(MAX_REPLACE_RESULT));
+            }
         }
         last_end = e;
         let width = usize::from(search < text.len());
@@ -275,6 +283,20 @@ mod tests {
         );
         assert_eq!(replace("b", "ab", "$$x$", true).ok(), Some("a$x$".into()));
         assert_eq!(replace("b", "ab", "${1}", true).ok(), Some("a".into()));
+    }
+
+    #[test]
+    fn replace_all_results_are_bounded() {
+        let value = "x".repeat(2000);
+        let long = "y".repeat(600);
+        assert_eq!(
+            replace("", &value, &long, true),
+            Err(ShellError::TooLarge(MAX_REPLACE_RESULT))
+        );
+        assert_eq!(
+            replace("", &value, "yy", true).map(|s| s.len()),
+            Ok(2000 + 2001 * 2)
+        );
     }
 
     #[test]

@@ -27,16 +27,32 @@ pub enum ImageSource {
     Directory(PathBuf),
 }
 
+/// The `--build-context` value for `name`: by the name as given, else like BuildKit's
+/// `NamedContext` by its familiar form without `:latest` (`FROM base` is planned as
+/// `docker.io/library/base:latest` but matches `--build-context base=...`).
+fn named_context<'a>(name: &str, contexts: &'a BTreeMap<String, String>) -> Option<&'a str> {
+    if let Some(v) = contexts.get(name) {
+        return Some(v);
+    }
+    let familiar = Reference::parse(name).ok()?.familiar();
+    let short = familiar.strip_suffix(":latest").unwrap_or(&familiar);
+    contexts
+        .get(short)
+        .or_else(|| contexts.get(&familiar))
+        .map(String::as_str)
+}
+
 /// Apply `--build-context name=value` overrides and the `oci-layout://` scheme to `name`.
 pub fn classify(name: &str, contexts: &BTreeMap<String, String>) -> Result<ImageSource, Error> {
-    let value = contexts.get(name).map(String::as_str).unwrap_or(name);
+    let named = named_context(name, contexts);
+    let value = named.unwrap_or(name);
     if value.starts_with("oci-layout://") {
         return Ok(ImageSource::Layout(value.to_string()));
     }
     if let Some(r) = value.strip_prefix("docker-image://") {
         return Ok(ImageSource::Registry(Reference::parse(r)?));
     }
-    if contexts.contains_key(name) {
+    if named.is_some() {
         if value.contains("://") {
             return Err(Error::new(
                 ExitCode::Configuration,

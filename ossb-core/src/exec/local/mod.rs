@@ -18,6 +18,7 @@ pub mod cache;
 mod context;
 mod mounts;
 mod outputs;
+mod planning;
 mod run;
 mod state;
 mod steps;
@@ -261,7 +262,7 @@ impl LocalBackend {
         progress: &dyn ProgressSink,
     ) -> Result<BuildOutcome, Error> {
         let (text, name, dockerfile_path) = read_dockerfile(request)?;
-        let ast = dockerfile::parse(&text).map_err(|e| Error::from(e.with_file(name)))?;
+        let ast = dockerfile::parse(&text).map_err(|e| Error::from(e.with_file(name.clone())))?;
         for w in &ast.warnings {
             progress.event(&ProgressEvent::Warning {
                 message: format!("{} (line {:?}): {}", w.short, w.lines, w.detail),
@@ -283,8 +284,10 @@ impl LocalBackend {
             target: request.target.clone(),
             build_platform: host.to_string(),
             target_platform: platform.to_string(),
+            base_images: BTreeMap::new(),
         };
-        let graph = plan::plan(&ast, &opts)?;
+        // Fail fast on Dockerfile errors, before the store is opened.
+        plan::base_images_needed(&ast, &opts).map_err(|e| e.with_file(name.clone()))?;
         let tags: Vec<Reference> = request
             .tags
             .iter()
@@ -305,12 +308,9 @@ impl LocalBackend {
                     format!("cannot create a temp dir in the store: {e}"),
                 )
             })?;
-        let order = graph.build_order();
-        let has_run = order.iter().any(|i| {
-            graph.stages[*i]
-                .instructions
-                .iter()
-                .any(|s| matches!(s.instruction, plan::Instruction::Run(_)))
+        // Any RUN in the file (a stage that is skipped later only costs an unneeded probe).
+        let has_run = ast.children.iter().any(|n| {
+            n.keyword == "run" || n.child.as_ref().is_some_and(|c| c.keyword == "run")
         });
         // Probe what RUN steps may use while the first stages pull and copy; the answer is
         // checked before the first RUN, so a forbidden sandbox fails before any RUN work.
@@ -362,6 +362,14 @@ impl LocalBackend {
             preflight: std::sync::Mutex::new(preflight),
         };
 
+        let (graph, base_images) = planning::plan_with_base_images(
+            &ast,
+            &name,
+            opts,
+            &ctx.fetcher,
+            &request.build_contexts,
+        )?;
+        let order = graph.build_order();
         let total_steps: usize = order
             .iter()
             .map(|i| graph.stages[*i].instructions.len() + 1)
@@ -403,9 +411,17 @@ impl LocalBackend {
                         format!("stage {i} was not built before stage {index}"),
                     )
                 })?,
-                StageBase::Image(name) => ctx
-                    .fetcher
-                    .stage_state(&classify(name, &request.build_contexts)?)?,
+                StageBase::Image(name) => {
+                    let mut state = match base_images.get(name) {
+                        Some(image) => StageState::from_image(&store, image)?,
+                        None => ctx
+                            .fetcher
+                            .stage_state(&classify(name, &request.build_contexts)?)?,
+                    };
+                    // The image's ONBUILD triggers ran in this stage (see the plan).
+                    state.builder.config_mut().config.on_build.clear();
+                    state
+                }
             };
             state.cmd_set = false;
             operations += 1;

@@ -126,6 +126,28 @@ fn node_args(node: &Node) -> Vec<String> {
     }
 }
 
+/// Every instruction keyword, for "did you mean" suggestions.
+const INSTRUCTION_NAMES: &[&str] = &[
+    "ADD",
+    "ARG",
+    "CMD",
+    "COPY",
+    "ENTRYPOINT",
+    "ENV",
+    "EXPOSE",
+    "FROM",
+    "HEALTHCHECK",
+    "LABEL",
+    "MAINTAINER",
+    "ONBUILD",
+    "RUN",
+    "SHELL",
+    "STOPSIGNAL",
+    "USER",
+    "VOLUME",
+    "WORKDIR",
+];
+
 /// Turn one AST node into a typed instruction. The error is BuildKit's message, without location.
 pub fn parse_instruction(node: &Node) -> Result<Instruction, String> {
     let req = Req {
@@ -162,7 +184,13 @@ pub fn parse_instruction(node: &Node) -> Result<Instruction, String> {
                 .split_whitespace()
                 .next()
                 .unwrap_or(node.keyword.as_str());
-            Err(format!("unknown instruction: {written}"))
+            let message = format!("unknown instruction: {written}");
+            Err(
+                match crate::plan::suggest::suggest(written, INSTRUCTION_NAMES) {
+                    Some(m) => format!("{message} (did you mean {m}?)"),
+                    None => message,
+                },
+            )
         }
     }
 }

@@ -166,4 +166,12 @@ fn heredoc_words_and_unknown() {
     assert_eq!(parse_heredoc_word("<<"), None);
     assert_eq!(parse_heredoc_word("a<<b"), None);
     assert_eq!(first("Bogus x").unwrap_err(), "unknown instruction: Bogus");
+    assert_eq!(
+        first("COPYY a b").unwrap_err(),
+        "unknown instruction: COPYY (did you mean COPY?)"
+    );
+    assert_eq!(
+        first("workdi /x").unwrap_err(),
+        "unknown instruction: workdi (did you mean workdir?)"
+    );
 }
