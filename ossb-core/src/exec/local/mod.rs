@@ -147,6 +147,7 @@ impl BuildCtx<'_> {
                 helper: self.sandbox_helper.clone(),
                 temp_dir: Some(self.scratch.to_path_buf()),
                 id_map: None,
+                ..SandboxOptions::default()
             })
         }))
     }

@@ -14,6 +14,7 @@ use rustix::mount::{
 };
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::net::UnixStream;
 
 type Failure = (String, String);
 
@@ -23,8 +24,11 @@ fn at(stage: impl Into<String>) -> impl FnOnce(rustix::io::Errno) -> Failure {
 }
 
 /// Sets the sandbox up and executes the command; never returns.
-pub(super) fn run(cfg: &InitConfig, msg: OwnedFd) -> ! {
-    let err = match setup_and_exec(cfg, &msg) {
+///
+/// With `owner_sock` (ownership emulation), the seccomp filter is installed right before
+/// `execve` and its listener handed to the init's supervisor over that socket.
+pub(super) fn run(cfg: &InitConfig, msg: OwnedFd, owner_sock: Option<UnixStream>) -> ! {
+    let err = match setup_and_exec(cfg, &msg, owner_sock) {
         Ok(never) => match never {},
         Err(e) => e,
     };
@@ -59,7 +63,11 @@ impl std::io::Write for FdWriter<'_> {
 /// Host device nodes bind-mounted into `/dev`.
 const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 
-fn setup_and_exec(cfg: &InitConfig, msg: &OwnedFd) -> Result<Never, Failure> {
+fn setup_and_exec(
+    cfg: &InitConfig,
+    msg: &OwnedFd,
+    owner_sock: Option<UnixStream>,
+) -> Result<Never, Failure> {
     rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
         .map_err(at("setting the parent-death signal"))?;
     rustix::mount::mount_change(
@@ -310,6 +318,24 @@ fn setup_and_exec(cfg: &InitConfig, msg: &OwnedFd) -> Result<Never, Failure> {
             "NUL byte in the path".to_string(),
         )
     })?;
+
+    // Ownership emulation: from here on nothing before execve stats or chowns a file.
+    if let Some(mut sock) = owner_sock {
+        let listener = super::seccomp::install();
+        if let Err(e) = &listener {
+            let text = e.to_string();
+            // In the step's output as well: its chown calls will fail.
+            let _ = rustix::io::write(
+                rustix::stdio::stderr(),
+                format!("ossb: warning: {text}\n").as_bytes(),
+            );
+            send(msg, &FromInit::Warning { text });
+        }
+        super::seccomp::send_listener(&mut sock, listener.as_ref())
+            .map_err(|e| ("starting ownership emulation".to_string(), e.to_string()))?;
+        drop(listener);
+        drop(sock);
+    }
 
     // Close every inherited fd above 2 except the message fd, which is O_CLOEXEC.
     close_from(3, msg.as_raw_fd())?;

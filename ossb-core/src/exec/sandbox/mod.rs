@@ -19,15 +19,20 @@ mod error;
 mod idmap;
 mod init;
 mod netlo;
+mod ownerattr;
 mod parent;
 pub mod protocol;
+mod seccomp;
+mod supervisor;
 
 pub use cancel::CancelToken;
 pub use error::SandboxError;
 pub use idmap::{IdMap, IdRange, MapMethod, SubRange, sub_ranges};
+pub use ownerattr::{NOOP_ID, ROOTLESS_XATTR, decode_owner, encode_owner};
 
 use protocol::{InitConfig, RootMount};
 use rustix::fs::{Mode, OFlags, ResolveFlags};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -127,6 +132,13 @@ pub struct StepReport {
     pub warnings: Vec<String>,
     /// How long the step took, sandbox setup included.
     pub duration: Duration,
+    /// Owners the step gave to symlinks and special files under ownership emulation (absolute
+    /// container path -> `(uid, gid)`); they cannot carry the ownership xattr, so the layer
+    /// writer applies them to the step's entries.
+    pub link_owners: BTreeMap<String, (u32, u32)>,
+    /// Calls intercepted by ownership emulation and how many the supervisor answered itself
+    /// (`None` when emulation was off).
+    pub owner_calls: Option<(u64, u64)>,
 }
 
 /// Options of a [`Sandbox`].
@@ -138,6 +150,9 @@ pub struct SandboxOptions {
     pub temp_dir: Option<PathBuf>,
     /// The id mapping (default: [`IdMap::detect`]).
     pub id_map: Option<IdMap>,
+    /// Emulate `chown` with seccomp user notification when the mapping is single-id
+    /// (default: true; see `docs/rootless-ownership.md`).
+    pub emulate_owners: bool,
 }
 
 impl Default for SandboxOptions {
@@ -146,6 +161,7 @@ impl Default for SandboxOptions {
             helper: PathBuf::from("/proc/self/exe"),
             temp_dir: None,
             id_map: None,
+            emulate_owners: true,
         }
     }
 }
@@ -156,6 +172,7 @@ pub struct Sandbox {
     helper: PathBuf,
     temp_dir: PathBuf,
     id_map: IdMap,
+    emulate_owners: bool,
 }
 
 impl Sandbox {
@@ -165,6 +182,7 @@ impl Sandbox {
             helper: options.helper,
             temp_dir: options.temp_dir.unwrap_or_else(std::env::temp_dir),
             id_map: options.id_map.unwrap_or_else(IdMap::detect),
+            emulate_owners: options.emulate_owners,
         }
     }
 
@@ -247,6 +265,7 @@ impl Sandbox {
                 .iter()
                 .map(|r| (r.inside, r.count))
                 .collect(),
+            emulate_owners: self.emulate_owners && self.id_map.is_single(),
         };
         let result = parent::run_step(&self.helper, &self.id_map, cfg, cancel, on_line);
         if let (StepRoot::Dir(dir), Ok(out)) = (root, &result) {
@@ -258,6 +277,8 @@ impl Sandbox {
             (Some(0), _) => Ok(StepReport {
                 warnings: out.warnings,
                 duration: start.elapsed(),
+                link_owners: out.link_owners,
+                owner_calls: out.owner_calls,
             }),
             (code, signal) => Err(SandboxError::StepFailed {
                 code,
