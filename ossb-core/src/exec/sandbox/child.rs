@@ -353,8 +353,18 @@ fn setup_and_exec(
             "it is outside the container root".into(),
         ));
     }
+    reset_signals();
     let e = execve(&prog, &argv, &env);
-    Err((format!("executing {:?}", cfg.argv[0]), e.to_string()))
+    // Report and exit right here: the fds still owned by this frame were closed by
+    // close_from, and dropping them on the way out would abort (I/O safety).
+    send(
+        msg,
+        &FromInit::SetupFailed {
+            stage: format!("executing {:?}", cfg.argv[0]),
+            error: e.to_string(),
+        },
+    );
+    exit(127)
 }
 
 fn mapped(ranges: &[(u32, u32)], id: u32) -> bool {
@@ -570,6 +580,26 @@ fn execve(prog: &CString, argv: &[CString], env: &[CString]) -> std::io::Error {
     // SAFETY: every pointer comes from a live CString and both arrays are NULL-terminated.
     unsafe { libc::execve(prog.as_ptr(), a.as_ptr(), e.as_ptr()) };
     std::io::Error::last_os_error()
+}
+
+/// Default dispositions and an empty signal mask for the command: the Rust runtime of the
+/// helper ignores SIGPIPE, and an ignored signal stays ignored across `execve` (`yes | head`
+/// would never end).
+#[allow(unsafe_code)]
+fn reset_signals() {
+    for sig in 1..libc::SIGRTMIN() {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: SIG_DFL installs no handler; errors (invalid signal numbers) are ignored.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
+    // SAFETY: `set` is initialised by sigemptyset before use.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
 }
 
 #[allow(unsafe_code)]

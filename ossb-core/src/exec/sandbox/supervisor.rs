@@ -104,7 +104,7 @@ impl Supervisor {
         rustix::process::chroot(".").map_err(|e| format!("chroot into the step's root: {e}"))?;
         rustix::process::fchdir(&proc).map_err(|e| format!("entering /proc: {e}"))?;
         // Wake the supervisor on the target's CPU (Linux 6.6+); an optimisation only.
-        let _ = ioctl_u64(&listener, libc::SECCOMP_IOCTL_NOTIF_SET_FLAGS, 1);
+        set_sync_wakeup(&listener);
         Ok(Supervisor {
             listener,
             proc,
@@ -568,6 +568,21 @@ impl Supervisor {
 /// `self/fd/N` (relative to the host `/proc`, the supervisor's working directory).
 fn self_fd(fd: &OwnedFd) -> String {
     format!("self/fd/{}", fd.as_fd().as_raw_fd())
+}
+
+/// `SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP` (Linux 6.6+): the supervisor runs on the caller's CPU
+/// while the caller waits, which saves a scheduler round trip per call. Optional.
+#[allow(unsafe_code)]
+fn set_sync_wakeup(listener: &OwnedFd) {
+    const SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP: libc::c_ulong = 1;
+    // SAFETY: this request takes the flags by value and touches no memory.
+    unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_SET_FLAGS,
+            SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP,
+        )
+    };
 }
 
 #[allow(unsafe_code)]
