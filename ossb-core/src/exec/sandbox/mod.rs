@@ -12,6 +12,12 @@
 //! stdout and stderr reach the parent line by line. When PID 1 exits, the kernel kills every
 //! other process of the PID namespace, and the mount namespace dies with its last process, so a
 //! finished or cancelled step leaves neither processes nor mounts behind.
+//!
+//! Under a single-id mapping, PID 1 installs a seccomp user-notification filter for the chown
+//! and stat calls right before `execve`, and the init answers them ([`seccomp`],
+//! [`supervisor`]): `chown` to ids the namespace cannot represent is recorded in the
+//! `user.rootlesscontainers` xattr ([`ownerattr`]) and `stat` reports it. See
+//! `docs/rootless-ownership.md`.
 
 mod cancel;
 mod child;
