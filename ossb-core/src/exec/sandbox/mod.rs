@@ -14,9 +14,9 @@
 //! finished or cancelled step leaves neither processes nor mounts behind.
 //!
 //! Under a single-id mapping, PID 1 installs a seccomp user-notification filter for the chown
-//! and stat calls right before `execve`, and the init answers them ([`seccomp`],
-//! [`supervisor`]): `chown` to ids the namespace cannot represent is recorded in the
-//! `user.rootlesscontainers` xattr ([`ownerattr`]) and `stat` reports it. See
+//! and stat calls right before `execve`, and the init answers them (`seccomp.rs`,
+//! `supervisor.rs`): `chown` to ids the namespace cannot represent is recorded in the
+//! `user.rootlesscontainers` xattr ([`encode_owner`]) and `stat` reports it. See
 //! `docs/rootless-ownership.md`.
 
 mod cancel;
