@@ -366,18 +366,31 @@ impl Unpacker<'_> {
     }
 
     fn owner_at(&mut self, parent: &OwnedFd, name: &str, path: &str, meta: &Meta) -> Result<()> {
-        match rustix::fs::chownat(
+        let res = rustix::fs::chownat(
             parent,
             name,
             Some(rustix::fs::Uid::from_raw(meta.uid)),
             Some(rustix::fs::Gid::from_raw(meta.gid)),
             AtFlags::SYMLINK_NOFOLLOW,
-        ) {
-            Ok(()) => Ok(()),
-            Err(Errno::PERM) | Err(Errno::INVAL) => {
-                self.report
-                    .owners
-                    .insert(path.to_string(), (meta.uid, meta.gid));
+        );
+        match res {
+            Ok(()) | Err(Errno::PERM) | Err(Errno::INVAL) => {
+                if res.is_err() {
+                    self.report
+                        .owners
+                        .insert(path.to_string(), (meta.uid, meta.gid));
+                }
+                if res.is_err() || !is_root() {
+                    // Directories carry the ownership record like files (see `record_owner`).
+                    if let Ok(fd) = rustix::fs::openat(
+                        parent,
+                        name,
+                        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                        Mode::empty(),
+                    ) {
+                        record_owner(&fd, meta, true);
+                    }
+                }
                 Ok(())
             }
             Err(e) => Err(FsError::io("chown", path, e)),
@@ -385,16 +398,21 @@ impl Unpacker<'_> {
     }
 
     fn owner_fd(&mut self, fd: &File, path: &str, meta: &Meta) -> Result<()> {
-        match rustix::fs::fchown(
+        let res = rustix::fs::fchown(
             fd,
             Some(rustix::fs::Uid::from_raw(meta.uid)),
             Some(rustix::fs::Gid::from_raw(meta.gid)),
-        ) {
-            Ok(()) => Ok(()),
-            Err(Errno::PERM) | Err(Errno::INVAL) => {
-                self.report
-                    .owners
-                    .insert(path.to_string(), (meta.uid, meta.gid));
+        );
+        match res {
+            Ok(()) | Err(Errno::PERM) | Err(Errno::INVAL) => {
+                if res.is_err() {
+                    self.report
+                        .owners
+                        .insert(path.to_string(), (meta.uid, meta.gid));
+                }
+                if res.is_err() || !is_root() {
+                    record_owner(fd, meta, false);
+                }
                 Ok(())
             }
             Err(e) => Err(FsError::io("chown", path, e)),
@@ -433,6 +451,33 @@ impl Unpacker<'_> {
         }
         Ok(())
     }
+}
+
+/// Whether this process is root (its chowns are exact; no ownership record is needed).
+fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+/// Records an owner that could not be applied (or, as non-root, that was applied to the
+/// caller's own id, which every rootless sandbox maps to root) in the `user.rootlesscontainers` xattr, so RUN
+/// steps under ownership emulation see it (`stat`) and the snapshot diff stores it. Root
+/// owners need no record: a single-id sandbox maps the caller, who owns the file, to root.
+/// Best effort: filesystems without user xattrs keep only the report entry. `existing`: the
+/// node may carry a record of an earlier layer (directories), which a root owner removes.
+fn record_owner(fd: &impl std::os::fd::AsFd, meta: &Meta, existing: bool) {
+    if (meta.uid, meta.gid) == (0, 0) {
+        if existing {
+            let _ = rustix::fs::fremovexattr(fd, crate::exec::sandbox::ROOTLESS_XATTR);
+        }
+        return;
+    }
+    let value = crate::exec::sandbox::encode_owner(meta.uid, meta.gid);
+    let _ = rustix::fs::fsetxattr(
+        fd,
+        crate::exec::sandbox::ROOTLESS_XATTR,
+        &value,
+        XattrFlags::empty(),
+    );
 }
 
 fn times(sec: i64, nsec: u32) -> Timestamps {

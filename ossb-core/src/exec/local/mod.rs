@@ -184,6 +184,7 @@ impl BuildCtx<'_> {
                 helper: self.sandbox_helper.clone(),
                 temp_dir: Some(self.scratch.to_path_buf()),
                 id_map: None,
+                ..SandboxOptions::default()
             })
         }))
     }
@@ -309,9 +310,10 @@ impl LocalBackend {
                 )
             })?;
         // Any RUN in the file (a stage that is skipped later only costs an unneeded probe).
-        let has_run = ast.children.iter().any(|n| {
-            n.keyword == "run" || n.child.as_ref().is_some_and(|c| c.keyword == "run")
-        });
+        let has_run = ast
+            .children
+            .iter()
+            .any(|n| n.keyword == "run" || n.child.as_ref().is_some_and(|c| c.keyword == "run"));
         // Probe what RUN steps may use while the first stages pull and copy; the answer is
         // checked before the first RUN, so a forbidden sandbox fails before any RUN work.
         let preflight = has_run.then(|| {

@@ -268,12 +268,22 @@ pub fn execute(
         ctx.progress
             .event(&ProgressEvent::Warning { message: w.clone() });
     }
-    let diff = snap.diff().map_err(|e| {
+    let mut diff = snap.diff().map_err(|e| {
         Error::new(
             ExitCode::Build,
             format!("cannot read what the RUN step changed: {e}"),
         )
     })?;
+    // Owners of symlinks set under ownership emulation (they cannot carry the xattr).
+    diff.apply_link_owners(&report.link_owners);
+    if let Some((intercepted, emulated)) = report.owner_calls {
+        tracing::debug!(
+            component = "exec",
+            intercepted,
+            emulated,
+            "ownership emulation"
+        );
+    }
     for w in &diff.warnings {
         ctx.progress
             .event(&ProgressEvent::Warning { message: w.clone() });

@@ -14,6 +14,7 @@ use rustix::mount::{
 };
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::net::UnixStream;
 
 pub(super) type Failure = (String, String);
 
@@ -23,8 +24,11 @@ pub(super) fn at(stage: impl Into<String>) -> impl FnOnce(rustix::io::Errno) -> 
 }
 
 /// Sets the sandbox up and executes the command; never returns.
-pub(super) fn run(cfg: &InitConfig, msg: OwnedFd) -> ! {
-    let err = match setup_and_exec(cfg, &msg) {
+///
+/// With `owner_sock` (ownership emulation), the seccomp filter is installed right before
+/// `execve` and its listener handed to the init's supervisor over that socket.
+pub(super) fn run(cfg: &InitConfig, msg: OwnedFd, owner_sock: Option<UnixStream>) -> ! {
+    let err = match setup_and_exec(cfg, &msg, owner_sock) {
         Ok(never) => match never {},
         Err(e) => e,
     };
@@ -59,7 +63,11 @@ impl std::io::Write for FdWriter<'_> {
 /// Host device nodes bind-mounted into `/dev`.
 const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 
-fn setup_and_exec(cfg: &InitConfig, msg: &OwnedFd) -> Result<Never, Failure> {
+fn setup_and_exec(
+    cfg: &InitConfig,
+    msg: &OwnedFd,
+    owner_sock: Option<UnixStream>,
+) -> Result<Never, Failure> {
     rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
         .map_err(at("setting the parent-death signal"))?;
     rustix::mount::mount_change(
@@ -315,6 +323,24 @@ fn setup_and_exec(cfg: &InitConfig, msg: &OwnedFd) -> Result<Never, Failure> {
         )
     })?;
 
+    // Ownership emulation: from here on nothing before execve stats or chowns a file.
+    if let Some(mut sock) = owner_sock {
+        let listener = super::seccomp::install();
+        if let Err(e) = &listener {
+            let text = e.to_string();
+            // In the step's output as well: its chown calls will fail.
+            let _ = rustix::io::write(
+                rustix::stdio::stderr(),
+                format!("ossb: warning: {text}\n").as_bytes(),
+            );
+            send(msg, &FromInit::Warning { text });
+        }
+        super::seccomp::send_listener(&mut sock, listener.as_ref())
+            .map_err(|e| ("starting ownership emulation".to_string(), e.to_string()))?;
+        drop(listener);
+        drop(sock);
+    }
+
     // Close every inherited fd above 2 except the message fd, which is O_CLOEXEC.
     close_from(3, msg.as_raw_fd())?;
     std::env::set_current_dir(&cfg.cwd).map_err(|e| {
@@ -331,8 +357,18 @@ fn setup_and_exec(cfg: &InitConfig, msg: &OwnedFd) -> Result<Never, Failure> {
             "it is outside the container root".into(),
         ));
     }
+    reset_signals();
     let e = execve(&prog, &argv, &env);
-    Err((format!("executing {:?}", cfg.argv[0]), e.to_string()))
+    // Report and exit right here: the fds still owned by this frame were closed by
+    // close_from, and dropping them on the way out would abort (I/O safety).
+    send(
+        msg,
+        &FromInit::SetupFailed {
+            stage: format!("executing {:?}", cfg.argv[0]),
+            error: e.to_string(),
+        },
+    );
+    exit(127)
 }
 
 pub(super) fn mapped(ranges: &[(u32, u32)], id: u32) -> bool {
@@ -553,6 +589,26 @@ fn execve(prog: &CString, argv: &[CString], env: &[CString]) -> std::io::Error {
     // SAFETY: every pointer comes from a live CString and both arrays are NULL-terminated.
     unsafe { libc::execve(prog.as_ptr(), a.as_ptr(), e.as_ptr()) };
     std::io::Error::last_os_error()
+}
+
+/// Default dispositions and an empty signal mask for the command: the Rust runtime of the
+/// helper ignores SIGPIPE, and an ignored signal stays ignored across `execve` (`yes | head`
+/// would never end).
+#[allow(unsafe_code)]
+fn reset_signals() {
+    for sig in 1..libc::SIGRTMIN() {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: SIG_DFL installs no handler; errors (invalid signal numbers) are ignored.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
+    // SAFETY: `set` is initialised by sigemptyset before use.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
 }
 
 #[allow(unsafe_code)]

@@ -7,10 +7,13 @@
 
 use super::child;
 use super::protocol::{self, FromInit, InitConfig, ToInit};
+use super::seccomp::{self, Received};
+use super::supervisor::Supervisor;
 use rustix::process::{Pid, WaitOptions};
 use rustix::thread::UnshareFlags;
 use std::io::{BufReader, Write};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixStream;
 
 /// Runs the init and exits the process.
 pub(super) fn main() -> ! {
@@ -65,16 +68,45 @@ fn run(out: &mut std::io::Stdout) -> Result<(), Failure> {
     out.flush().map_err(fail("flushing"))?;
     let msg = rustix::io::fcntl_dupfd_cloexec(std::io::stdout().as_fd(), 3)
         .map_err(|e| fail("duplicating the message pipe")(e.into()))?;
+    // Ownership emulation: a socket for the seccomp listener hand-over, and the host /proc
+    // (the step's PID 1 replaces the root; the supervisor needs this PID namespace's /proc).
+    let emulation = if cfg.emulate_owners {
+        let (ours, theirs) = UnixStream::pair().map_err(fail("creating the listener socket"))?;
+        let proc = rustix::fs::open(
+            "/proc",
+            rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .map_err(|e| fail("opening /proc")(e.into()))?;
+        Some((ours, theirs, proc))
+    } else {
+        None
+    };
     match fork().map_err(fail("forking the step's pid 1"))? {
-        None => child::run(&cfg, msg),
+        None => {
+            let sock = emulation.map(|(ours, theirs, proc)| {
+                drop((ours, proc));
+                theirs
+            });
+            child::run(&cfg, msg, sock)
+        }
         Some(pid) => {
             drop(msg);
-            wait_child(out, pid, &cfg)
+            let emulation = emulation.map(|(ours, theirs, proc)| {
+                drop(theirs);
+                (ours, proc)
+            });
+            wait_child(out, pid, &cfg, emulation)
         }
     }
 }
 
-fn wait_child(out: &mut std::io::Stdout, pid: Pid, _cfg: &InitConfig) -> Result<(), Failure> {
+fn wait_child(
+    out: &mut std::io::Stdout,
+    pid: Pid,
+    cfg: &InitConfig,
+    emulation: Option<(UnixStream, OwnedFd)>,
+) -> Result<(), Failure> {
     protocol::send(
         out,
         &FromInit::Started {
@@ -82,6 +114,23 @@ fn wait_child(out: &mut std::io::Stdout, pid: Pid, _cfg: &InitConfig) -> Result<
         },
     )
     .map_err(fail("reporting the pid"))?;
+    // The init cannot start threads (it unshared its PID namespace), so it serves the
+    // notifications itself, between a poll on the listener and on PID 1's pidfd.
+    let mut sup = match emulation {
+        Some((sock, proc)) => start_supervisor(sock, proc, pid, cfg),
+        None => None,
+    };
+    if let Some(s) = &mut sup {
+        s.serve_until_exit(pid);
+        let (notifications, emulated) = s.counts();
+        let _ = protocol::send(
+            out,
+            &FromInit::OwnerStats {
+                notifications,
+                emulated,
+            },
+        );
+    }
     loop {
         match rustix::process::waitpid(Some(pid), WaitOptions::empty()) {
             Ok(Some((_, status))) => {
@@ -98,6 +147,49 @@ fn wait_child(out: &mut std::io::Stdout, pid: Pid, _cfg: &InitConfig) -> Result<
             Err(e) => return Err(("waiting for the step".into(), e.to_string())),
         }
     }
+}
+
+/// Takes the seccomp listener from the step's PID 1 and prepares the supervisor; `None` when
+/// PID 1 installed no filter (it reported why) or ended early.
+fn start_supervisor(
+    mut sock: UnixStream,
+    proc: OwnedFd,
+    pid: Pid,
+    cfg: &InitConfig,
+) -> Option<Supervisor> {
+    let listener = match seccomp::receive_listener(&mut sock, pid) {
+        Ok(Received::Listener(fd)) => fd,
+        Ok(Received::NotInstalled) | Ok(Received::Gone) => return None,
+        Err(e) => {
+            let _ = seccomp::acknowledge(&mut sock, Err(&e.to_string()));
+            return None;
+        }
+    };
+    let sup = Supervisor::new(
+        listener,
+        proc,
+        pid,
+        cfg.mapped_uids.clone(),
+        cfg.mapped_gids.clone(),
+    )
+    .map_err(|e| format!("cannot start the ownership supervisor: {e}"));
+    match sup {
+        Ok(sup) => {
+            // PID 1 executes the command only after this.
+            if let Err(e) = seccomp::acknowledge(&mut sock, Ok(())) {
+                warn(e.to_string());
+            }
+            Some(sup)
+        }
+        Err(e) => {
+            let _ = seccomp::acknowledge(&mut sock, Err(&e));
+            None
+        }
+    }
+}
+
+fn warn(text: String) {
+    let _ = protocol::send(&mut std::io::stdout().lock(), &FromInit::Warning { text });
 }
 
 #[allow(unsafe_code)]

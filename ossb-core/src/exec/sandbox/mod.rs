@@ -12,6 +12,12 @@
 //! stdout and stderr reach the parent line by line. When PID 1 exits, the kernel kills every
 //! other process of the PID namespace, and the mount namespace dies with its last process, so a
 //! finished or cancelled step leaves neither processes nor mounts behind.
+//!
+//! Under a single-id mapping, PID 1 installs a seccomp user-notification filter for the chown
+//! and stat calls right before `execve`, and the init answers them (`seccomp.rs`,
+//! `supervisor.rs`): `chown` to ids the namespace cannot represent is recorded in the
+//! `user.rootlesscontainers` xattr ([`encode_owner`]) and `stat` reports it. See
+//! `docs/rootless-ownership.md`.
 
 mod cancel;
 mod child;
@@ -20,16 +26,21 @@ mod idmap;
 mod init;
 mod mounts;
 mod netlo;
+mod ownerattr;
 mod parent;
 pub mod protocol;
+mod seccomp;
+mod supervisor;
 
 pub use cancel::CancelToken;
 pub use error::SandboxError;
 pub use idmap::{IdMap, IdRange, MapMethod, SubRange, sub_ranges};
 pub use mounts::{ExtraMount, ExtraMountKind, Ownership, SecretBytes};
+pub use ownerattr::{NOOP_ID, ROOTLESS_XATTR, decode_owner, encode_owner};
 
 use protocol::{InitConfig, RootMount};
 use rustix::fs::{Mode, OFlags, ResolveFlags};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -132,6 +143,13 @@ pub struct StepReport {
     pub warnings: Vec<String>,
     /// How long the step took, sandbox setup included.
     pub duration: Duration,
+    /// Owners the step gave to symlinks and special files under ownership emulation (absolute
+    /// container path -> `(uid, gid)`); they cannot carry the ownership xattr, so the layer
+    /// writer applies them to the step's entries.
+    pub link_owners: BTreeMap<String, (u32, u32)>,
+    /// Calls intercepted by ownership emulation and how many the supervisor answered itself
+    /// (`None` when emulation was off).
+    pub owner_calls: Option<(u64, u64)>,
 }
 
 /// Options of a [`Sandbox`].
@@ -143,6 +161,9 @@ pub struct SandboxOptions {
     pub temp_dir: Option<PathBuf>,
     /// The id mapping (default: [`IdMap::detect`]).
     pub id_map: Option<IdMap>,
+    /// Emulate `chown` with seccomp user notification when the mapping is single-id
+    /// (default: true; see `docs/rootless-ownership.md`).
+    pub emulate_owners: bool,
 }
 
 impl Default for SandboxOptions {
@@ -151,6 +172,7 @@ impl Default for SandboxOptions {
             helper: PathBuf::from("/proc/self/exe"),
             temp_dir: None,
             id_map: None,
+            emulate_owners: true,
         }
     }
 }
@@ -161,6 +183,7 @@ pub struct Sandbox {
     helper: PathBuf,
     temp_dir: PathBuf,
     id_map: IdMap,
+    emulate_owners: bool,
 }
 
 impl Sandbox {
@@ -170,6 +193,7 @@ impl Sandbox {
             helper: options.helper,
             temp_dir: options.temp_dir.unwrap_or_else(std::env::temp_dir),
             id_map: options.id_map.unwrap_or_else(IdMap::detect),
+            emulate_owners: options.emulate_owners,
         }
     }
 
@@ -258,6 +282,7 @@ impl Sandbox {
                 .collect(),
             mounts: spec.mounts.clone(),
             staging_dir: path_str(&staging)?,
+            emulate_owners: self.emulate_owners && self.id_map.is_single(),
         };
         let result = parent::run_step(&self.helper, &self.id_map, cfg, cancel, on_line);
         if let (StepRoot::Dir(dir), Ok(out)) = (root, &result) {
@@ -269,6 +294,8 @@ impl Sandbox {
             (Some(0), _) => Ok(StepReport {
                 warnings: out.warnings,
                 duration: start.elapsed(),
+                link_owners: out.link_owners,
+                owner_calls: out.owner_calls,
             }),
             (code, signal) => Err(SandboxError::StepFailed {
                 code,

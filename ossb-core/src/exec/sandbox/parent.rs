@@ -27,6 +27,8 @@ pub(super) struct Outcome {
     pub warnings: Vec<String>,
     pub stubs: Vec<String>,
     pub tail: Vec<String>,
+    pub link_owners: std::collections::BTreeMap<String, (u32, u32)>,
+    pub owner_calls: Option<(u64, u64)>,
 }
 
 /// Runs one step through the helper binary.
@@ -159,6 +161,13 @@ pub(super) fn run_step(
                     }
                     FromInit::Stubs { paths } => out.stubs.extend(paths),
                     FromInit::Warning { text } => out.warnings.push(text),
+                    FromInit::LinkOwner { path, uid, gid } => {
+                        out.link_owners.insert(path, (uid, gid));
+                    }
+                    FromInit::OwnerStats {
+                        notifications,
+                        emulated,
+                    } => out.owner_calls = Some((notifications, emulated)),
                     FromInit::SetupFailed { stage, error } => setup_failed = Some((stage, error)),
                     FromInit::Exited { code, signal } => {
                         out.code = code;

@@ -70,6 +70,10 @@ pub struct InitConfig {
     /// An empty directory outside the rootfs where file mounts are staged on a private tmpfs.
     #[serde(default)]
     pub staging_dir: String,
+    /// Emulate ownership with seccomp user notification (single-id mappings): `chown` records
+    /// the owner in `user.rootlesscontainers` and the stat family reports it.
+    #[serde(default)]
+    pub emulate_owners: bool,
 }
 
 /// Parent -> init.
@@ -102,6 +106,23 @@ pub enum FromInit {
     Warning {
         /// Plain-words text.
         text: String,
+    },
+    /// The step set the owner of a symlink or special file, which cannot carry the ownership
+    /// xattr (ownership emulation only).
+    LinkOwner {
+        /// Absolute path in the container.
+        path: String,
+        /// Container uid.
+        uid: u32,
+        /// Container gid.
+        gid: u32,
+    },
+    /// Counters of the ownership supervisor, sent before [`FromInit::Exited`].
+    OwnerStats {
+        /// Intercepted calls.
+        notifications: u64,
+        /// Calls the supervisor answered itself (recorded chowns, emulated stats).
+        emulated: u64,
     },
     /// Setting up the sandbox failed before the command ran.
     SetupFailed {

@@ -2,7 +2,7 @@
 //! whiteouts delete, opaque dirs replace. Runs after the step's processes are gone, on dirs
 //! only this process touches; symlinks are never followed (every level is `lstat`ed).
 
-use super::meta::{fmt, internal_xattr, read_xattrs, sorted_names};
+use super::meta::{fmt, merge_private, read_xattrs, sorted_names};
 use super::overlay::{is_opaque, is_whiteout};
 use super::{SnapshotError, io_err};
 use std::os::unix::fs::PermissionsExt;
@@ -90,12 +90,12 @@ fn apply_dir_meta(upper: &Path, st: &rustix::fs::Stat, lower: &Path) -> Result<(
     }
     let want: std::collections::BTreeMap<_, _> = read_xattrs(upper)
         .into_iter()
-        .filter(|(k, _)| !internal_xattr(k))
+        .filter(|(k, _)| !merge_private(k))
         .collect();
     let have = read_xattrs(lower);
     for k in have
         .keys()
-        .filter(|k| !want.contains_key(*k) && !internal_xattr(k))
+        .filter(|k| !want.contains_key(*k) && !merge_private(k))
     {
         let _ = rustix::fs::lremovexattr(lower, k.as_str());
     }

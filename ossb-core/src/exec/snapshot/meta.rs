@@ -17,15 +17,40 @@ pub struct Diff {
     pub warnings: Vec<String>,
 }
 
-/// xattr a rootless tool may use to record the owner a chown asked for
-/// (<https://github.com/rootless-containers/proto>): protobuf `Resource { uint32 uid = 1; uint32 gid = 2; }`.
-pub const ROOTLESS_XATTR: &str = "user.rootlesscontainers";
+/// xattr recording the owner a rootless chown asked for
+/// (<https://github.com/rootless-containers/proto>); see [`crate::exec::sandbox::encode_owner`].
+pub use crate::exec::sandbox::ROOTLESS_XATTR;
+
+impl Diff {
+    /// Applies owners recorded outside the filesystem (symlinks and special files under
+    /// ownership emulation, see [`crate::exec::sandbox::StepReport::link_owners`]) to the
+    /// entries; keys are absolute container paths.
+    pub fn apply_link_owners(&mut self, owners: &std::collections::BTreeMap<String, (u32, u32)>) {
+        if owners.is_empty() {
+            return;
+        }
+        for e in &mut self.entries {
+            if matches!(e.kind, EntryKind::Whiteout | EntryKind::OpaqueDir) {
+                continue;
+            }
+            if let Some(&(uid, gid)) = owners.get(&format!("/{}", e.path)) {
+                e.uid = uid;
+                e.gid = gid;
+            }
+        }
+    }
+}
 
 /// Whether an xattr is overlay-internal or host-specific and stays out of layers.
 pub(crate) fn internal_xattr(name: &str) -> bool {
+    merge_private(name) || name == ROOTLESS_XATTR
+}
+
+/// Whether an xattr stays out of the lower dir when a step's changes are merged into it (the
+/// ownership record stays: later steps must still see the emulated owner).
+pub(crate) fn merge_private(name: &str) -> bool {
     name.starts_with("trusted.overlay.")
         || name.starts_with("user.overlay.")
-        || name == ROOTLESS_XATTR
         || name == "security.selinux"
 }
 
@@ -86,35 +111,10 @@ pub(crate) fn get_xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
     }
 }
 
-/// Decodes the `user.rootlesscontainers` protobuf (fields 1 uid, 2 gid, varints).
+/// Decodes the `user.rootlesscontainers` protobuf (fields 1 uid, 2 gid, varints; a missing
+/// field is 0, the noop id keeps the real owner and decodes to `None`).
 pub(crate) fn decode_rootless(v: &[u8]) -> (Option<u32>, Option<u32>) {
-    let (mut uid, mut gid) = (None, None);
-    let mut i = 0;
-    let varint = |i: &mut usize| -> Option<u64> {
-        let mut x = 0u64;
-        for shift in (0..64).step_by(7) {
-            let b = *v.get(*i)?;
-            *i += 1;
-            x |= u64::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                return Some(x);
-            }
-        }
-        None
-    };
-    while i < v.len() {
-        let Some(key) = varint(&mut i) else { break };
-        if key & 7 != 0 {
-            break;
-        }
-        let Some(val) = varint(&mut i) else { break };
-        match key >> 3 {
-            1 => uid = u32::try_from(val).ok(),
-            2 => gid = u32::try_from(val).ok(),
-            _ => {}
-        }
-    }
-    (uid, gid)
+    crate::exec::sandbox::decode_owner(v)
 }
 
 /// File type bits of a stat.
@@ -267,6 +267,7 @@ mod tests {
             decode_rootless(&[0x08, 0xe8, 0x07, 0x10, 0x05]),
             (Some(1000), Some(5))
         );
+        assert_eq!(decode_rootless(&[0x08, 0xe8, 0x07]), (Some(1000), Some(0)));
         assert_eq!(decode_rootless(&[0xff]), (None, None));
     }
 }

@@ -7,7 +7,7 @@
 //! path), and a directory whose previous children are all gone, or that is a new inode, becomes
 //! an opaque directory with all its contents.
 
-use super::meta::{Diff, entry_for, fmt, join, marker, sorted_names};
+use super::meta::{Diff, ROOTLESS_XATTR, entry_for, fmt, get_xattr, join, marker, sorted_names};
 use super::{SnapshotError, Snapshotter, SnapshotterKind, io_err};
 use crate::exec::sandbox::{IdMap, StepRoot};
 use crate::image::entry::EntryKind;
@@ -26,10 +26,17 @@ struct Meta {
     mtime: (i64, u64),
     ctime: (i64, u64),
     link: Option<Vec<u8>>,
+    /// The ownership record (single-id mappings only): a recorded chown changes no stat field
+    /// a directory is compared by.
+    owner: Option<Vec<u8>>,
 }
 
 impl Meta {
-    fn of(path: &Path, st: &rustix::fs::Stat) -> Meta {
+    fn of(path: &Path, st: &rustix::fs::Stat, with_owner: bool) -> Meta {
+        let kind = fmt(st);
+        let owner = (with_owner && (kind == libc::S_IFREG || kind == libc::S_IFDIR))
+            .then(|| get_xattr(path, ROOTLESS_XATTR))
+            .flatten();
         let link = (fmt(st) == libc::S_IFLNK).then(|| {
             rustix::fs::readlink(path, Vec::new())
                 .map(|c| c.into_bytes())
@@ -45,6 +52,7 @@ impl Meta {
             mtime: (st.st_mtime, st.st_mtime_nsec),
             ctime: (st.st_ctime, st.st_ctime_nsec),
             link,
+            owner,
         }
     }
 
@@ -59,7 +67,8 @@ impl Meta {
         let common = self.mode != before.mode
             || self.uid != before.uid
             || self.gid != before.gid
-            || self.mtime != before.mtime;
+            || self.mtime != before.mtime
+            || self.owner != before.owner;
         if self.is_dir() {
             common || (self.dev, self.ino) != (before.dev, before.ino)
         } else {
@@ -89,22 +98,23 @@ impl ScanSnapshotter {
     }
 }
 
-fn take(root: &Path) -> Result<Snapshot, SnapshotError> {
+/// Metadata of every path under `root`; `with_owner` also reads the ownership records.
+fn take(root: &Path, with_owner: bool) -> Result<Snapshot, SnapshotError> {
     let mut snap = Snapshot::new();
-    walk(root, "", &mut snap)?;
+    walk(root, "", &mut snap, with_owner)?;
     Ok(snap)
 }
 
-fn walk(dir: &Path, rel: &str, snap: &mut Snapshot) -> Result<(), SnapshotError> {
+fn walk(dir: &Path, rel: &str, snap: &mut Snapshot, with_owner: bool) -> Result<(), SnapshotError> {
     for name in sorted_names(dir)? {
         let full = dir.join(&name);
         let r = join(rel, &name);
         let st = rustix::fs::lstat(&full).map_err(|e| io_err(&full)(e.into()))?;
-        let m = Meta::of(&full, &st);
+        let m = Meta::of(&full, &st, with_owner);
         let is_dir = m.is_dir();
         snap.insert(r.clone(), m);
         if is_dir {
-            walk(&full, &r, snap)?;
+            walk(&full, &r, snap, with_owner)?;
         }
     }
     Ok(())
@@ -124,7 +134,7 @@ impl Snapshotter for ScanSnapshotter {
     }
 
     fn prepare(&mut self) -> Result<StepRoot, SnapshotError> {
-        self.before = Some(take(&self.lower)?);
+        self.before = Some(take(&self.lower, self.id_map.is_single())?);
         Ok(StepRoot::Dir(self.lower.clone()))
     }
 
@@ -133,7 +143,7 @@ impl Snapshotter for ScanSnapshotter {
             .before
             .as_ref()
             .ok_or(SnapshotError::State("diff without prepare"))?;
-        let after = take(&self.lower)?;
+        let after = take(&self.lower, self.id_map.is_single())?;
         // Children of each dir before the step.
         let mut children: HashMap<&str, Vec<&str>> = HashMap::new();
         for p in before.keys() {
