@@ -79,10 +79,27 @@ pub fn request(args: &BuildArgs) -> Result<BuildRequest, Error> {
     Ok(req)
 }
 
-fn progress_sink(mode: ProgressArg) -> FanOut {
+/// Default path of the progress file in a pod.
+pub const DEFAULT_PROGRESS_FILE: &str = "/tmp/ossb-progress.json";
+/// Overrides [`DEFAULT_PROGRESS_FILE`]; setting it also writes the file outside a pod.
+pub const PROGRESS_FILE_ENV: &str = "OSSB_PROGRESS_FILE";
+
+/// The progress file to keep up to date: `OSSB_PROGRESS_FILE` when set, else
+/// `/tmp/ossb-progress.json` in a pod, else none.
+fn progress_file_path(in_pod: bool) -> Option<std::path::PathBuf> {
+    match std::env::var_os(PROGRESS_FILE_ENV).filter(|v| !v.is_empty()) {
+        Some(p) => Some(p.into()),
+        None if in_pod => Some(DEFAULT_PROGRESS_FILE.into()),
+        None => None,
+    }
+}
+
+fn progress_sink(mode: ProgressArg, in_pod: bool, platform: &str) -> FanOut {
     use std::io::IsTerminal;
     let mut fan = FanOut::new();
-    let in_pod = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some();
+    if let Some(path) = progress_file_path(in_pod) {
+        fan.push(Box::new(ossb_log::sinks::ProgressFile::new(path, platform)));
+    }
     match mode {
         ProgressArg::Quiet => {}
         ProgressArg::Json => fan.push(Box::new(ossb_log::sinks::JsonLines::stdout())),
@@ -140,17 +157,36 @@ fn registry_config(
         (None, None) => None,
     };
     let mut config = match text {
-        Some((name, text)) => ossb_registry::RegistryConfig::from_yaml(&text).map_err(|e| {
-            Error::new(
-                ExitCode::Configuration,
-                format!("invalid registry configuration {name}: {e}"),
-            )
-        })?,
+        Some((name, text)) => {
+            let mut config = ossb_registry::RegistryConfig::from_yaml(&text).map_err(|e| {
+                Error::new(
+                    ExitCode::Configuration,
+                    format!("invalid registry configuration {name}: {e}"),
+                )
+            })?;
+            // A relative `ca_file` names a file next to the configuration (another key of
+            // the same ConfigMap in a pod), not one in the working directory.
+            let base = std::path::Path::new(&name)
+                .parent()
+                .map(std::path::Path::to_path_buf)
+                .unwrap_or_default();
+            for host in config.registries.values_mut() {
+                if let Some(ca) = &mut host.ca_file
+                    && ca.is_relative()
+                {
+                    *ca = base.join(&*ca);
+                }
+            }
+            config
+        }
         None => ossb_registry::RegistryConfig::default(),
     };
     config
         .insecure
         .extend(args.insecure_registries.iter().cloned());
+    if let Some(ca) = &args.tls_ca {
+        config.tls_ca = Some(ca.clone());
+    }
     for cred in found
         .map(|f| f.registry_credentials.as_slice())
         .unwrap_or_default()
@@ -240,7 +276,27 @@ pub fn run(args: BuildArgs) -> Result<(), Error> {
         None
     };
     let config = registry_config(&args, found.as_ref())?;
-    let registry = ossb_registry::port::RegistryAdapter::from_config(config.clone())?;
+    let registry = if pod.in_pod {
+        // Credentials from the Secret volumes where discovery found them (the roots follow
+        // OSSB_SECRETS_ROOT), unless OSSB_REGISTRY_SECRET_DIR / OSSB_REGISTRY_AUTH_DIR say
+        // otherwise.
+        let paths = PodPaths::from_env();
+        let mut chain = ossb_registry::CredentialChain::builder(&config);
+        if std::env::var_os("OSSB_REGISTRY_SECRET_DIR").is_none() {
+            chain = chain.registry_secret_dir(paths.registry_secret_dir());
+        }
+        if std::env::var_os("OSSB_REGISTRY_AUTH_DIR").is_none() {
+            chain = chain.registry_auth_dir(paths.registry_auth());
+        }
+        let client = ossb_registry::BlockingRegistryClient::with_credentials(
+            config.clone(),
+            std::sync::Arc::new(chain.build()),
+        )
+        .map_err(|e| Error::new(e.exit_code(), e.to_string()))?;
+        ossb_registry::port::RegistryAdapter::new(client)
+    } else {
+        ossb_registry::port::RegistryAdapter::from_config(config.clone())?
+    };
     let fetcher = ossb_registry::HttpFetcher::new(config)?;
     let cancel = ossb_core::exec::sandbox::CancelToken::new().map_err(|e| {
         Error::new(
@@ -255,7 +311,12 @@ pub fn run(args: BuildArgs) -> Result<(), Error> {
         .with_url_fetcher(std::sync::Arc::new(fetcher))
         .with_cancel(cancel);
 
-    let mut sink = progress_sink(args.progress);
+    let platform = req
+        .platforms
+        .first()
+        .cloned()
+        .unwrap_or_else(|| ossb_core::image::oci::Platform::host().to_string());
+    let mut sink = progress_sink(args.progress, pod.in_pod, &platform);
     sink.push(Box::new(job.progress_sink()));
     job.start(&format!("{:x}", std::process::id()));
     let result = backend.build(&req, &sink as &dyn ProgressSink);
