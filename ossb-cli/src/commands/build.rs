@@ -209,13 +209,14 @@ fn registry_config(
 
 /// Run `ossb build`: the job lifecycle (status file, SIGTERM/SIGINT, `--timeout`) wraps the
 /// build everywhere; in a Kubernetes pod, secrets, registry configuration, the ConfigMap
-/// context and the workspace are discovered at their documented paths.
+/// context and the workspace are discovered at their documented paths. Every failure after
+/// the status file exists (flags, discovery, workspace, registry setup, the build itself)
+/// ends the job as `Failed` (or `Cancelled`) with its exit code.
 pub fn run(args: BuildArgs) -> Result<(), Error> {
     use ossb_k8s::job::JobLifecycleManager;
-    use ossb_k8s::pod::{PodContext, PodPaths, Workspace, discover, materialize_context};
+    use ossb_k8s::pod::PodContext;
 
     let pod = PodContext::from_env();
-    let mut req = request(&args)?;
     let status_dir;
     let job = if pod.in_pod {
         JobLifecycleManager::from_env()
@@ -233,24 +234,44 @@ pub fn run(args: BuildArgs) -> Result<(), Error> {
     let _signals = job
         .install_signal_handler()
         .map_err(|e| Error::new(ExitCode::General, e.to_string()))?;
-    let _watchdog = match &args.timeout {
-        Some(t) => {
-            let ns = ossb_core::plan::duration::parse_go_duration(t).map_err(|e| {
-                Error::new(
-                    ExitCode::Configuration,
-                    format!("invalid --timeout {t:?}: {e}"),
-                )
-            })?;
-            Some(job.start_timeout(std::time::Duration::from_nanos(ns.max(0) as u64)))
+    let result = build_in_job(&args, pod.in_pod, &job);
+    let code = job.finish(&result);
+    match result {
+        Ok(outcome) => {
+            println!("{}", outcome.image_digest);
+            Ok(())
         }
-        None => None,
-    };
+        // A cancelled or timed-out build reports that class, whatever error it stopped with.
+        Err(e) if e.exit_code() != code => Err(Error::new(code, e.to_string())),
+        Err(e) => Err(e),
+    }
+}
 
-    let mut backend = LocalBackend::new().with_compression(compression(&args)?);
+/// Everything between the status file's creation and the build's end.
+fn build_in_job(
+    args: &BuildArgs,
+    in_pod: bool,
+    job: &ossb_k8s::job::JobLifecycleManager,
+) -> Result<ossb_core::backend::BuildOutcome, Error> {
+    use ossb_k8s::pod::{PodPaths, Workspace, discover, materialize_context};
+
+    let mut req = request(args)?;
+    if let Some(t) = &args.timeout {
+        let ns = ossb_core::plan::duration::parse_go_duration(t).map_err(|e| {
+            Error::new(
+                ExitCode::Configuration,
+                format!("invalid --timeout {t:?}: {e}"),
+            )
+        })?;
+        // The watchdog thread stops by itself when the job ends.
+        let _watchdog = job.start_timeout(std::time::Duration::from_nanos(ns.max(0) as u64));
+    }
+
+    let mut backend = LocalBackend::new().with_compression(compression(args)?);
     if let Some(jobs) = args.jobs {
         backend = backend.with_jobs(jobs);
     }
-    let found = if pod.in_pod {
+    let found = if in_pod {
         let found = discover(&PodPaths::from_env()).map_err(Error::from)?;
         req.secrets.extend(found.build_secrets.iter().cloned());
         if let Some(cm) = &found.build_context
@@ -275,8 +296,8 @@ pub fn run(args: BuildArgs) -> Result<(), Error> {
     } else {
         None
     };
-    let config = registry_config(&args, found.as_ref())?;
-    let registry = if pod.in_pod {
+    let config = registry_config(args, found.as_ref())?;
+    let registry = if in_pod {
         // Credentials from the Secret volumes where discovery found them (the roots follow
         // OSSB_SECRETS_ROOT), unless OSSB_REGISTRY_SECRET_DIR / OSSB_REGISTRY_AUTH_DIR say
         // otherwise.
@@ -316,18 +337,8 @@ pub fn run(args: BuildArgs) -> Result<(), Error> {
         .first()
         .cloned()
         .unwrap_or_else(|| ossb_core::image::oci::Platform::host().to_string());
-    let mut sink = progress_sink(args.progress, pod.in_pod, &platform);
+    let mut sink = progress_sink(args.progress, in_pod, &platform);
     sink.push(Box::new(job.progress_sink()));
     job.start(&format!("{:x}", std::process::id()));
-    let result = backend.build(&req, &sink as &dyn ProgressSink);
-    let code = job.finish(&result);
-    match result {
-        Ok(outcome) => {
-            println!("{}", outcome.image_digest);
-            Ok(())
-        }
-        // A cancelled or timed-out build reports that class, whatever error it stopped with.
-        Err(e) if e.exit_code() != code => Err(Error::new(code, e.to_string())),
-        Err(e) => Err(e),
-    }
+    backend.build(&req, &sink as &dyn ProgressSink)
 }
