@@ -114,6 +114,12 @@ impl Pod {
     /// `registry-config` ConfigMap trusts the registry's CA (`ca_file: ca.crt`, another key
     /// of the same ConfigMap).
     fn new(registry: &ossb_testkit::Registry, user: &str, pass: &str) -> Pod {
+        let ca = fs::read(registry.ca_cert_path().expect("a TLS registry")).expect("ca");
+        Pod::with_ca(registry, user, pass, &ca)
+    }
+
+    /// Like [`Pod::new`] with `ca` (PEM) as the registry's CA in the ConfigMap.
+    fn with_ca(registry: &ossb_testkit::Registry, user: &str, pass: &str, ca: &[u8]) -> Pod {
         let dir = tempfile::Builder::new()
             .prefix("ossb-pod-")
             .tempdir()
@@ -128,13 +134,12 @@ impl Pod {
             &pod.path("secrets/registry-secret"),
             &[(".dockerconfigjson", secret.as_bytes(), 0o644)],
         );
-        let ca = fs::read(registry.ca_cert_path().expect("a TLS registry")).expect("ca");
         let config = format!("registries:\n  \"{host}\":\n    ca_file: ca.crt\n");
         atomic_volume(
             &pod.path("configmaps/registry-config"),
             &[
                 ("config.yaml", config.as_bytes(), 0o644),
-                ("ca.crt", &ca, 0o644),
+                ("ca.crt", ca, 0o644),
             ],
         );
         for d in ["workspace", "tmp", "home"] {
@@ -548,7 +553,7 @@ fn pod_build_failures_in_the_build_end_with_exit_2_7_and_8() {
 }
 
 #[test]
-fn pod_build_failures_around_the_build_end_with_exit_3_4_and_6() {
+fn pod_build_failures_around_the_build_end_with_exit_3_4_and_6_and_the_ca_is_verified() {
     let Some((registry, pod, base)) = setup() else {
         return;
     };
@@ -578,6 +583,35 @@ fn pod_build_failures_around_the_build_end_with_exit_3_4_and_6() {
     );
     runs.push(run);
     assert_no_leak(&pod, &runs.iter().collect::<Vec<_>>(), &password());
+
+    // The ConfigMap's CA is the one verified against: another CA fails the TLS handshake.
+    let other = tempfile::tempdir().expect("tempdir");
+    let made = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args([
+            "-subj",
+            "/CN=not-the-registry-ca",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+        ])
+        .current_dir(other.path())
+        .output()
+        .expect("openssl runs");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let wrong_ca = fs::read(other.path().join("ca.crt")).expect("ca");
+    let untrusted = Pod::with_ca(&registry, USER, &password(), &wrong_ca);
+    let run = untrusted.run(&context(&df), &[], &[]);
+    assert_failed(&run, 3, "Failed");
+    assert!(run.stderr().contains("tls"), "{}", run.stderr());
+    assert_no_leak(&untrusted, &[&run], &password());
 
     // Bad credentials: a Secret with the wrong password, in a fresh pod (nothing cached).
     let wrong = format!("wrong-{}", password());
