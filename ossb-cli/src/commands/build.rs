@@ -84,10 +84,10 @@ pub const DEFAULT_PROGRESS_FILE: &str = "/tmp/ossb-progress.json";
 /// Overrides [`DEFAULT_PROGRESS_FILE`]; setting it also writes the file outside a pod.
 pub const PROGRESS_FILE_ENV: &str = "OSSB_PROGRESS_FILE";
 
-/// The progress file to keep up to date: `OSSB_PROGRESS_FILE` when set, else
-/// `/tmp/ossb-progress.json` in a pod, else none.
-fn progress_file_path(in_pod: bool) -> Option<std::path::PathBuf> {
-    match std::env::var_os(PROGRESS_FILE_ENV).filter(|v| !v.is_empty()) {
+/// The progress file to keep up to date: `OSSB_PROGRESS_FILE` (given as `env`) when set,
+/// else `/tmp/ossb-progress.json` in a pod, else none.
+fn progress_file_path(in_pod: bool, env: Option<std::ffi::OsString>) -> Option<std::path::PathBuf> {
+    match env.filter(|v| !v.is_empty()) {
         Some(p) => Some(p.into()),
         None if in_pod => Some(DEFAULT_PROGRESS_FILE.into()),
         None => None,
@@ -97,7 +97,7 @@ fn progress_file_path(in_pod: bool) -> Option<std::path::PathBuf> {
 fn progress_sink(mode: ProgressArg, in_pod: bool, platform: &str) -> FanOut {
     use std::io::IsTerminal;
     let mut fan = FanOut::new();
-    if let Some(path) = progress_file_path(in_pod) {
+    if let Some(path) = progress_file_path(in_pod, std::env::var_os(PROGRESS_FILE_ENV)) {
         fan.push(Box::new(ossb_log::sinks::ProgressFile::new(path, platform)));
     }
     match mode {
@@ -341,4 +341,28 @@ fn build_in_job(
     sink.push(Box::new(job.progress_sink()));
     job.start(&format!("{:x}", std::process::id()));
     backend.build(&req, &sink as &dyn ProgressSink)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    #[test]
+    fn progress_file_is_written_in_a_pod_or_where_asked() {
+        assert_eq!(
+            progress_file_path(true, None),
+            Some(PathBuf::from("/tmp/ossb-progress.json"))
+        );
+        assert_eq!(progress_file_path(false, None), None);
+        assert_eq!(progress_file_path(false, Some("".into())), None);
+        assert_eq!(
+            progress_file_path(false, Some("/x/p.json".into())),
+            Some(PathBuf::from("/x/p.json"))
+        );
+        assert_eq!(
+            progress_file_path(true, Some("/x/p.json".into())),
+            Some(PathBuf::from("/x/p.json"))
+        );
+    }
 }
