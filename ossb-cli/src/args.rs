@@ -210,6 +210,9 @@ pub struct BuildArgs {
     /// Registry configuration file (YAML: default_registry, registries, insecure, mirrors).
     #[arg(long, value_name = "PATH", env = "OSSB_REGISTRY_CONFIG")]
     pub registry_config: Option<PathBuf>,
+    /// An extra CA certificate (PEM) trusted for every registry, besides the system roots.
+    #[arg(long = "tls-ca", value_name = "PATH", env = "OSSB_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
 }
 
 /// `ossb push` arguments.
@@ -222,4 +225,7 @@ pub struct PushArgs {
     /// Registries to reach over plain HTTP or without TLS verification (loopback always is).
     #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
     pub insecure_registries: Vec<String>,
+    /// An extra CA certificate (PEM) trusted for every registry, besides the system roots.
+    #[arg(long = "tls-ca", value_name = "PATH", env = "OSSB_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
 }

@@ -37,16 +37,24 @@ fn main() {
             "warn".to_string()
         }
     });
+    // In JSON mode every stderr line must be a JSON object (operators pipe `kubectl logs`
+    // into jq), so the final error is a log line there rather than plain text.
+    let json = match format {
+        ossb_log::LogFormat::Json => true,
+        ossb_log::LogFormat::Text => false,
+        ossb_log::LogFormat::Auto => fields.in_pod,
+    };
     ossb_log::init(format, &level, fields);
     let code = match commands::run(cli.command) {
         Ok(()) => ExitCode::Success,
         Err(err) => {
-            eprintln!("error: {err}");
-            tracing::debug!(
-                component = "cli",
-                exit_code = err.exit_code().code(),
-                "exiting"
-            );
+            let exit_code = err.exit_code().code();
+            if json {
+                tracing::error!(component = "cli", exit_code, "error: {err}");
+            } else {
+                eprintln!("error: {err}");
+                tracing::debug!(component = "cli", exit_code, "exiting");
+            }
             err.exit_code()
         }
     };

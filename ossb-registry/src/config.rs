@@ -154,12 +154,17 @@ impl RegistryConfig {
         self.registries.get(host)
     }
 
-    /// True when `host` is reached over plain HTTP or HTTPS without verification.
+    /// True when `host` is reached over plain HTTP or HTTPS without verification. A loopback
+    /// host with its own `ca_file` is verified against it (a CA given for a host means its
+    /// certificate is to be checked), unless it is listed as insecure explicitly.
     pub fn is_insecure(&self, host: &str) -> bool {
         let bare = reference::host_without_port(host);
+        let configured = self.host(host);
         self.insecure.iter().any(|h| h == host || h == bare)
-            || self.host(host).is_some_and(|h| h.insecure)
-            || (self.loopback_insecure && reference::is_loopback_host(host))
+            || configured.is_some_and(|h| h.insecure)
+            || (self.loopback_insecure
+                && reference::is_loopback_host(host)
+                && configured.is_none_or(|h| h.ca_file.is_none()))
     }
 
     /// The extra CA files trusted for `host`: `--tls-ca`, the host's `ca_file`, and every
@@ -271,6 +276,20 @@ mirrors:
             Some(Credentials::Basic { username, .. }) if username == "ci"
         ));
         assert!(!format!("{c:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn loopback_host_with_its_own_ca_is_verified() {
+        let c = RegistryConfig::from_yaml(
+            "registries:\n  127.0.0.1:5443:\n    ca_file: /ca.crt\n  127.0.0.1:5444:\n    ca_file: /ca.crt\n    insecure: true\n",
+        )
+        .expect("parses");
+        assert!(!c.is_insecure("127.0.0.1:5443"));
+        assert!(c.is_insecure("127.0.0.1:5444"), "explicitly insecure wins");
+        assert!(
+            c.is_insecure("127.0.0.1:5000"),
+            "other loopback hosts stay insecure"
+        );
     }
 
     #[test]

@@ -79,10 +79,27 @@ pub fn request(args: &BuildArgs) -> Result<BuildRequest, Error> {
     Ok(req)
 }
 
-fn progress_sink(mode: ProgressArg) -> FanOut {
+/// Default path of the progress file in a pod.
+pub const DEFAULT_PROGRESS_FILE: &str = "/tmp/ossb-progress.json";
+/// Overrides [`DEFAULT_PROGRESS_FILE`]; setting it also writes the file outside a pod.
+pub const PROGRESS_FILE_ENV: &str = "OSSB_PROGRESS_FILE";
+
+/// The progress file to keep up to date: `OSSB_PROGRESS_FILE` (given as `env`) when set,
+/// else `/tmp/ossb-progress.json` in a pod, else none.
+fn progress_file_path(in_pod: bool, env: Option<std::ffi::OsString>) -> Option<std::path::PathBuf> {
+    match env.filter(|v| !v.is_empty()) {
+        Some(p) => Some(p.into()),
+        None if in_pod => Some(DEFAULT_PROGRESS_FILE.into()),
+        None => None,
+    }
+}
+
+fn progress_sink(mode: ProgressArg, in_pod: bool, platform: &str) -> FanOut {
     use std::io::IsTerminal;
     let mut fan = FanOut::new();
-    let in_pod = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some();
+    if let Some(path) = progress_file_path(in_pod, std::env::var_os(PROGRESS_FILE_ENV)) {
+        fan.push(Box::new(ossb_log::sinks::ProgressFile::new(path, platform)));
+    }
     match mode {
         ProgressArg::Quiet => {}
         ProgressArg::Json => fan.push(Box::new(ossb_log::sinks::JsonLines::stdout())),
@@ -140,17 +157,36 @@ fn registry_config(
         (None, None) => None,
     };
     let mut config = match text {
-        Some((name, text)) => ossb_registry::RegistryConfig::from_yaml(&text).map_err(|e| {
-            Error::new(
-                ExitCode::Configuration,
-                format!("invalid registry configuration {name}: {e}"),
-            )
-        })?,
+        Some((name, text)) => {
+            let mut config = ossb_registry::RegistryConfig::from_yaml(&text).map_err(|e| {
+                Error::new(
+                    ExitCode::Configuration,
+                    format!("invalid registry configuration {name}: {e}"),
+                )
+            })?;
+            // A relative `ca_file` names a file next to the configuration (another key of
+            // the same ConfigMap in a pod), not one in the working directory.
+            let base = std::path::Path::new(&name)
+                .parent()
+                .map(std::path::Path::to_path_buf)
+                .unwrap_or_default();
+            for host in config.registries.values_mut() {
+                if let Some(ca) = &mut host.ca_file
+                    && ca.is_relative()
+                {
+                    *ca = base.join(&*ca);
+                }
+            }
+            config
+        }
         None => ossb_registry::RegistryConfig::default(),
     };
     config
         .insecure
         .extend(args.insecure_registries.iter().cloned());
+    if let Some(ca) = &args.tls_ca {
+        config.tls_ca = Some(ca.clone());
+    }
     for cred in found
         .map(|f| f.registry_credentials.as_slice())
         .unwrap_or_default()
@@ -173,13 +209,14 @@ fn registry_config(
 
 /// Run `ossb build`: the job lifecycle (status file, SIGTERM/SIGINT, `--timeout`) wraps the
 /// build everywhere; in a Kubernetes pod, secrets, registry configuration, the ConfigMap
-/// context and the workspace are discovered at their documented paths.
+/// context and the workspace are discovered at their documented paths. Every failure after
+/// the status file exists (flags, discovery, workspace, registry setup, the build itself)
+/// ends the job as `Failed` (or `Cancelled`) with its exit code.
 pub fn run(args: BuildArgs) -> Result<(), Error> {
     use ossb_k8s::job::JobLifecycleManager;
-    use ossb_k8s::pod::{PodContext, PodPaths, Workspace, discover, materialize_context};
+    use ossb_k8s::pod::PodContext;
 
     let pod = PodContext::from_env();
-    let mut req = request(&args)?;
     let status_dir;
     let job = if pod.in_pod {
         JobLifecycleManager::from_env()
@@ -197,24 +234,44 @@ pub fn run(args: BuildArgs) -> Result<(), Error> {
     let _signals = job
         .install_signal_handler()
         .map_err(|e| Error::new(ExitCode::General, e.to_string()))?;
-    let _watchdog = match &args.timeout {
-        Some(t) => {
-            let ns = ossb_core::plan::duration::parse_go_duration(t).map_err(|e| {
-                Error::new(
-                    ExitCode::Configuration,
-                    format!("invalid --timeout {t:?}: {e}"),
-                )
-            })?;
-            Some(job.start_timeout(std::time::Duration::from_nanos(ns.max(0) as u64)))
+    let result = build_in_job(&args, pod.in_pod, &job);
+    let code = job.finish(&result);
+    match result {
+        Ok(outcome) => {
+            println!("{}", outcome.image_digest);
+            Ok(())
         }
-        None => None,
-    };
+        // A cancelled or timed-out build reports that class, whatever error it stopped with.
+        Err(e) if e.exit_code() != code => Err(Error::new(code, e.to_string())),
+        Err(e) => Err(e),
+    }
+}
 
-    let mut backend = LocalBackend::new().with_compression(compression(&args)?);
+/// Everything between the status file's creation and the build's end.
+fn build_in_job(
+    args: &BuildArgs,
+    in_pod: bool,
+    job: &ossb_k8s::job::JobLifecycleManager,
+) -> Result<ossb_core::backend::BuildOutcome, Error> {
+    use ossb_k8s::pod::{PodPaths, Workspace, discover, materialize_context};
+
+    let mut req = request(args)?;
+    if let Some(t) = &args.timeout {
+        let ns = ossb_core::plan::duration::parse_go_duration(t).map_err(|e| {
+            Error::new(
+                ExitCode::Configuration,
+                format!("invalid --timeout {t:?}: {e}"),
+            )
+        })?;
+        // The watchdog thread stops by itself when the job ends.
+        let _watchdog = job.start_timeout(std::time::Duration::from_nanos(ns.max(0) as u64));
+    }
+
+    let mut backend = LocalBackend::new().with_compression(compression(args)?);
     if let Some(jobs) = args.jobs {
         backend = backend.with_jobs(jobs);
     }
-    let found = if pod.in_pod {
+    let found = if in_pod {
         let found = discover(&PodPaths::from_env()).map_err(Error::from)?;
         req.secrets.extend(found.build_secrets.iter().cloned());
         if let Some(cm) = &found.build_context
@@ -239,8 +296,28 @@ pub fn run(args: BuildArgs) -> Result<(), Error> {
     } else {
         None
     };
-    let config = registry_config(&args, found.as_ref())?;
-    let registry = ossb_registry::port::RegistryAdapter::from_config(config.clone())?;
+    let config = registry_config(args, found.as_ref())?;
+    let registry = if in_pod {
+        // Credentials from the Secret volumes where discovery found them (the roots follow
+        // OSSB_SECRETS_ROOT), unless OSSB_REGISTRY_SECRET_DIR / OSSB_REGISTRY_AUTH_DIR say
+        // otherwise.
+        let paths = PodPaths::from_env();
+        let mut chain = ossb_registry::CredentialChain::builder(&config);
+        if std::env::var_os("OSSB_REGISTRY_SECRET_DIR").is_none() {
+            chain = chain.registry_secret_dir(paths.registry_secret_dir());
+        }
+        if std::env::var_os("OSSB_REGISTRY_AUTH_DIR").is_none() {
+            chain = chain.registry_auth_dir(paths.registry_auth());
+        }
+        let client = ossb_registry::BlockingRegistryClient::with_credentials(
+            config.clone(),
+            std::sync::Arc::new(chain.build()),
+        )
+        .map_err(|e| Error::new(e.exit_code(), e.to_string()))?;
+        ossb_registry::port::RegistryAdapter::new(client)
+    } else {
+        ossb_registry::port::RegistryAdapter::from_config(config.clone())?
+    };
     let fetcher = ossb_registry::HttpFetcher::new(config)?;
     let cancel = ossb_core::exec::sandbox::CancelToken::new().map_err(|e| {
         Error::new(
@@ -255,18 +332,37 @@ pub fn run(args: BuildArgs) -> Result<(), Error> {
         .with_url_fetcher(std::sync::Arc::new(fetcher))
         .with_cancel(cancel);
 
-    let mut sink = progress_sink(args.progress);
+    let platform = req
+        .platforms
+        .first()
+        .cloned()
+        .unwrap_or_else(|| ossb_core::image::oci::Platform::host().to_string());
+    let mut sink = progress_sink(args.progress, in_pod, &platform);
     sink.push(Box::new(job.progress_sink()));
     job.start(&format!("{:x}", std::process::id()));
-    let result = backend.build(&req, &sink as &dyn ProgressSink);
-    let code = job.finish(&result);
-    match result {
-        Ok(outcome) => {
-            println!("{}", outcome.image_digest);
-            Ok(())
-        }
-        // A cancelled or timed-out build reports that class, whatever error it stopped with.
-        Err(e) if e.exit_code() != code => Err(Error::new(code, e.to_string())),
-        Err(e) => Err(e),
+    backend.build(&req, &sink as &dyn ProgressSink)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    #[test]
+    fn progress_file_is_written_in_a_pod_or_where_asked() {
+        assert_eq!(
+            progress_file_path(true, None),
+            Some(PathBuf::from("/tmp/ossb-progress.json"))
+        );
+        assert_eq!(progress_file_path(false, None), None);
+        assert_eq!(progress_file_path(false, Some("".into())), None);
+        assert_eq!(
+            progress_file_path(false, Some("/x/p.json".into())),
+            Some(PathBuf::from("/x/p.json"))
+        );
+        assert_eq!(
+            progress_file_path(true, Some("/x/p.json".into())),
+            Some(PathBuf::from("/x/p.json"))
+        );
     }
 }

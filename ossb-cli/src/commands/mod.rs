@@ -96,12 +96,15 @@ pub fn parse_key_values(
         .collect()
 }
 
-/// The registry client for `--insecure-registry` hosts, as the core's port.
+/// The registry client for `--insecure-registry` hosts and the `--tls-ca` CA, as the core's
+/// port.
 pub fn registry_port(
     insecure: &[String],
+    tls_ca: Option<&std::path::Path>,
 ) -> Result<std::sync::Arc<ossb_registry::port::RegistryAdapter>, Error> {
     let mut config = ossb_registry::RegistryConfig::default();
     config.insecure.extend(insecure.iter().cloned());
+    config.tls_ca = tls_ca.map(std::path::Path::to_path_buf);
     Ok(std::sync::Arc::new(
         ossb_registry::port::RegistryAdapter::from_config(config)?,
     ))

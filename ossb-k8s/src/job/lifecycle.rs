@@ -201,11 +201,27 @@ impl JobLifecycleManager {
         }
     }
 
+    /// One `job_status` log line per status change; terminal states also carry the
+    /// `build_result` summary (`operations`, `cache_hits`, `duration`, `digest`).
     fn log(record: &StatusRecord) {
         let build_id = record.build_id.as_deref().unwrap_or("");
         let exit_code = record.exit_code.unwrap_or(-1);
         let status = record.status.to_string();
         let msg = &record.message;
+        let Some(result) = &record.build_result else {
+            tracing::info!(
+                component = "job_status",
+                status,
+                build_id,
+                progress = record.progress,
+                "{msg}"
+            );
+            return;
+        };
+        let operations = result.operations as u64;
+        let cache_hits = result.cache_hits as u64;
+        let duration = result.duration.as_str();
+        let digest = result.digest.as_deref().unwrap_or("");
         match record.status {
             JobStatus::Failed => tracing::error!(
                 component = "job_status",
@@ -213,6 +229,9 @@ impl JobLifecycleManager {
                 build_id,
                 exit_code,
                 progress = record.progress,
+                operations,
+                cache_hits,
+                duration,
                 "{msg}"
             ),
             JobStatus::Cancelled => tracing::warn!(
@@ -221,13 +240,21 @@ impl JobLifecycleManager {
                 build_id,
                 exit_code,
                 progress = record.progress,
+                operations,
+                cache_hits,
+                duration,
                 "{msg}"
             ),
             _ => tracing::info!(
                 component = "job_status",
                 status,
                 build_id,
+                exit_code,
                 progress = record.progress,
+                operations,
+                cache_hits,
+                duration,
+                digest,
                 "{msg}"
             ),
         }

@@ -141,15 +141,22 @@ impl ProgressSink for StatusProgress {
                 ))
             }
             ProgressEvent::BuildFinished {
+                success,
                 operations,
                 cache_hits,
                 duration,
                 digest,
                 ..
             } => {
+                // A failed build reports no counts: keep the steps seen so far.
+                let (operations, cache_hits) = if *success {
+                    (*operations, *cache_hits)
+                } else {
+                    (t.operations, t.cache_hits)
+                };
                 t.summary = Some(Summary {
-                    operations: *operations,
-                    cache_hits: *cache_hits,
+                    operations,
+                    cache_hits,
                     duration: Some(*duration),
                     digest: digest.clone(),
                 });
