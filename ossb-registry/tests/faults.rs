@@ -277,8 +277,7 @@ where
     assert!(msg.contains(&proxy.host()), "names the registry: {msg}");
     assert!(msg.contains(what), "names the operation {what:?}: {msg}");
     assert!(
-        msg.contains(&format!("gave up on"))
-            && msg.contains(&format!("after {attempts} attempts in ")),
+        msg.contains("gave up on") && msg.contains(&format!("after {attempts} attempts in ")),
         "says it gave up after {attempts} attempts and how long: {msg}"
     );
     let seen = proxy.seen();
