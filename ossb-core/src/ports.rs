@@ -46,6 +46,20 @@ pub trait RegistryPort: Send + Sync {
         path: &Path,
     ) -> Result<(), Error>;
 
+    /// Mount a blob that `from_repository` (on the same registry as `reference`) has into
+    /// `reference`'s repository without uploading it. `Ok(true)` when mounted; `Ok(false)`
+    /// when the registry declined (then the blob must be uploaded). Adapters that cannot
+    /// mount keep this default, which always declines.
+    fn mount_blob(
+        &self,
+        reference: &Reference,
+        digest: &Digest,
+        from_repository: &str,
+    ) -> Result<bool, Error> {
+        let _ = (reference, digest, from_repository);
+        Ok(false)
+    }
+
     /// Upload a manifest or index under `reference`'s tag (or digest); returns its digest.
     fn push_manifest(
         &self,

@@ -234,6 +234,7 @@ impl RegistryClient {
         } else {
             0
         };
+        let started = Instant::now();
         let mut attempt = 0;
         loop {
             match build()?.send().await {
@@ -245,22 +246,22 @@ impl RegistryClient {
                         attempt += 1;
                         continue;
                     }
-                    return Err(err);
+                    return Err(err.gave_up(&st.host, operation, attempt + 1, started));
                 }
                 Ok(resp) => {
                     let s = resp.status();
-                    if (s.is_server_error() || s == StatusCode::TOO_MANY_REQUESTS) && attempt < max
-                    {
-                        let after = resp
-                            .headers()
-                            .get(RETRY_AFTER)
-                            .and_then(|v| v.to_str().ok())
-                            .and_then(|v| v.trim().parse::<u64>().ok())
-                            .map(Duration::from_secs);
-                        self.backoff(st, operation, attempt, after, &format!("status {s}"))
-                            .await;
-                        attempt += 1;
-                        continue;
+                    if s.is_server_error() || s == StatusCode::TOO_MANY_REQUESTS {
+                        if attempt < max {
+                            let after = retry_after(&resp);
+                            self.backoff(st, operation, attempt, after, &format!("status {s}"))
+                                .await;
+                            attempt += 1;
+                            continue;
+                        }
+                        if attempt > 0 {
+                            let last = status_error(st, operation, resp).await;
+                            return Err(last.gave_up(&st.host, operation, attempt + 1, started));
+                        }
                     }
                     return Ok(resp);
                 }
@@ -268,7 +269,7 @@ impl RegistryClient {
         }
     }
 
-    async fn backoff(
+    pub(crate) async fn backoff(
         &self,
         st: &HostState,
         operation: &str,
@@ -592,7 +593,24 @@ pub(crate) async fn status_error(
 ) -> RegistryError {
     let status = resp.status();
     let body = error_body(resp).await;
+    if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+        return RegistryError::ServerError {
+            registry: st.host.clone(),
+            operation: operation.to_string(),
+            status: status.as_u16(),
+            detail: body,
+        };
+    }
     protocol(st, operation, &format!("status {status}: {body}"))
+}
+
+/// The delay a `Retry-After` header asks for (seconds; HTTP dates are ignored).
+pub(crate) fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
+    resp.headers()
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
 }
 
 /// Classifies a transport error.
@@ -606,7 +624,7 @@ pub(crate) fn classify(registry: &str, operation: &str, e: &reqwest::Error) -> R
             operation,
             detail,
         }
-    } else if e.is_builder() || e.is_redirect() || e.is_decode() {
+    } else if e.is_builder() || e.is_redirect() || (e.is_decode() && !broken_body(e)) {
         RegistryError::Protocol {
             registry,
             operation,
@@ -619,6 +637,24 @@ pub(crate) fn classify(registry: &str, operation: &str, e: &reqwest::Error) -> R
             detail,
         }
     }
+}
+
+/// True when a body error comes from the connection (closed, reset, timed out) rather than
+/// from the content: reqwest reports a body cut short as a decode error wrapping it.
+fn broken_body(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = e.source();
+    while let Some(err) = cur {
+        if let Some(r) = err.downcast_ref::<reqwest::Error>()
+            && (r.is_body() || r.is_timeout() || r.is_connect())
+        {
+            return true;
+        }
+        if err.downcast_ref::<std::io::Error>().is_some() {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
 }
 
 fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {

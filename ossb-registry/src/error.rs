@@ -74,6 +74,38 @@ pub enum RegistryError {
         /// What was wrong.
         detail: String,
     },
+    /// The registry answered a server error (5xx) or 429 Too Many Requests.
+    #[error(
+        "registry {registry} answered {status} during {operation}: {detail}; the registry is failing or overloaded, retry later"
+    )]
+    ServerError {
+        /// The registry host.
+        registry: String,
+        /// What was being done.
+        operation: String,
+        /// The HTTP status code.
+        status: u16,
+        /// What the registry said.
+        detail: String,
+    },
+    /// Every attempt of an operation failed with a transient error (5xx, 429, dropped or
+    /// refused connections) until the retry budget ran out.
+    #[error(
+        "registry {registry}: gave up on {operation} after {attempts} attempts in {elapsed:.1?}; last error: {last}; check that the registry is healthy and reachable, or raise the retry budget"
+    )]
+    GaveUp {
+        /// The registry host.
+        registry: String,
+        /// What was being done.
+        operation: String,
+        /// How many attempts were made.
+        attempts: u32,
+        /// The time from the first attempt to giving up.
+        elapsed: std::time::Duration,
+        /// The error of the last attempt.
+        #[source]
+        last: Box<RegistryError>,
+    },
     /// A local file could not be read or written.
     #[error("i/o error during {operation} for registry {registry}: {source}")]
     Io {
@@ -96,9 +128,31 @@ impl RegistryError {
         matches!(self, Self::Auth { .. })
     }
 
-    /// True for errors that a retry may cure (unreachable registry).
+    /// True for errors that a retry may cure (unreachable registry, dropped connection, 5xx or
+    /// 429 answer). [`RegistryError::GaveUp`] is not transient: its retries are spent.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Unreachable { .. })
+        matches!(self, Self::Unreachable { .. } | Self::ServerError { .. })
+    }
+
+    /// Wraps the last error of an operation whose retry budget ran out. A single attempt is
+    /// returned as it is.
+    pub fn gave_up(
+        self,
+        registry: &str,
+        operation: &str,
+        attempts: u32,
+        started: std::time::Instant,
+    ) -> Self {
+        if attempts <= 1 {
+            return self;
+        }
+        Self::GaveUp {
+            registry: registry.to_string(),
+            operation: operation.to_string(),
+            attempts,
+            elapsed: started.elapsed(),
+            last: Box::new(self),
+        }
     }
 
     /// The process exit code class: 4 for authentication, 5 for configuration, 3 otherwise.

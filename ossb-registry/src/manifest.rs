@@ -82,6 +82,32 @@ impl RegistryClient {
         r: &Reference,
     ) -> Result<(Vec<u8>, String, Digest)> {
         let op = format!("get manifest {r}");
+        let max = self.config().transfer.max_retries;
+        let started = std::time::Instant::now();
+        let mut attempt = 0;
+        loop {
+            match self.get_manifest_once(st, r, &op).await {
+                Err(e) if e.is_transient() && attempt < max => {
+                    tracing::warn!(registry = %st.host, error = %e, "manifest download broke; retrying it");
+                    self.backoff(st, &op, attempt, None, &e.to_string()).await;
+                    attempt += 1;
+                }
+                Err(e) if e.is_transient() => {
+                    return Err(e.gave_up(&st.host, &op, attempt + 1, started));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// One GET of a manifest (its request retries on its own; a body that breaks does not).
+    async fn get_manifest_once(
+        &self,
+        st: &HostState,
+        r: &Reference,
+        op: &str,
+    ) -> Result<(Vec<u8>, String, Digest)> {
+        let op = op.to_string();
         let path = manifest_path(r);
         let resp = self
             .send(st, &Scope::pull(&r.repository), &op, true, |c, base| {

@@ -1,7 +1,9 @@
 //! [`ossb_core::ports::RegistryPort`] for [`BlockingRegistryClient`]: how the synchronous core
 //! pulls and pushes through this crate.
 
-use crate::{BlockingRegistryClient, CredentialChain, Digest, RegistryConfig, RegistryError};
+use crate::{
+    BlockingRegistryClient, CredentialChain, Digest, MountOutcome, RegistryConfig, RegistryError,
+};
 use ossb_core::image::digest::Digest as CoreDigest;
 use ossb_core::ports::{FetchedManifest, RegistryPort};
 use ossb_core::reference::Reference;
@@ -88,6 +90,24 @@ impl RegistryPort for RegistryAdapter {
         self.client
             .put_blob_with_digest(reference, path, &to_registry_digest(digest)?, size)
             .map_err(to_core_error)
+    }
+
+    fn mount_blob(
+        &self,
+        reference: &Reference,
+        digest: &CoreDigest,
+        from_repository: &str,
+    ) -> Result<bool, Error> {
+        let outcome = self
+            .client
+            .mount_blob(
+                reference,
+                &to_registry_digest(digest)?,
+                from_repository,
+                None,
+            )
+            .map_err(to_core_error)?;
+        Ok(outcome == MountOutcome::Mounted)
     }
 
     fn push_manifest(

@@ -104,7 +104,11 @@ impl RegistryClient {
         }
     }
 
-    /// Runs an upload, restarting it with a new session on transient failures (bounded).
+    /// Runs an upload, restarting it with a new session when an attempt fails transiently
+    /// (dropped connection, 5xx, 429), at most `max_retries` times. Before a restart the
+    /// registry is asked whether it already has the blob: a final `PUT` whose answer was lost
+    /// may have completed the upload. Session starts retry on their own; when they give up,
+    /// so does the upload.
     async fn upload(
         &self,
         st: &HostState,
@@ -115,25 +119,28 @@ impl RegistryClient {
         mut session: Option<Url>,
     ) -> Result<()> {
         let max = self.config().transfer.max_retries;
+        let op = format!("upload blob {digest} to {}", r.name());
+        let started = std::time::Instant::now();
         let mut attempt = 0;
         loop {
             let location = match session.take() {
                 Some(l) => l,
                 None => self.start_upload(st, r).await?,
             };
-            match self.upload_into(st, r, path, digest, size, location).await {
+            let err = match self.upload_into(st, r, path, digest, size, location).await {
                 Ok(()) => return Ok(()),
-                Err(e) if e.is_transient() && attempt < max => {
-                    attempt += 1;
-                    let delay = self
-                        .config()
-                        .transfer
-                        .backoff_base
-                        .saturating_mul(1 << attempt.min(6));
-                    tracing::warn!(registry = %st.host, %digest, error = %e, ?delay, "blob upload failed; restarting it");
-                    tokio::time::sleep(delay).await;
+                Err(e) if e.is_transient() && attempt < max => e,
+                Err(e) if e.is_transient() => {
+                    return Err(e.gave_up(&st.host, &op, attempt + 1, started));
                 }
                 Err(e) => return Err(e),
+            };
+            tracing::warn!(registry = %st.host, %digest, error = %err, attempt = attempt + 1, "blob upload failed; restarting it");
+            self.backoff(st, &op, attempt, None, &err.to_string()).await;
+            attempt += 1;
+            if self.blob_exists_at(st, r, digest).await? {
+                tracing::debug!(%digest, "the registry has the blob after all; upload complete");
+                return Ok(());
             }
         }
     }
@@ -152,6 +159,11 @@ impl RegistryClient {
         location(st, &op, &self.base_url(st, &op).await?, &resp)
     }
 
+    /// One upload attempt into a session. Monolithic: one `PUT` with the file. Chunked:
+    /// `PATCH` chunks, then a `PUT` without body; a chunk or the final `PUT` that fails
+    /// transiently is resumed from the offset the session reports (at most `max_retries`
+    /// failures in a row), and a session the registry dropped ends the attempt with that
+    /// failure, so the caller starts a new one.
     async fn upload_into(
         &self,
         st: &HostState,
@@ -164,36 +176,89 @@ impl RegistryClient {
         let scope = Scope::push(&r.repository);
         let transfer = &self.config().transfer;
         let op = format!("upload blob {digest} to {}", r.name());
-        let mut body_len = size;
-        if size > transfer.monolithic_max {
-            let chunk = transfer.chunk_size.max(1);
-            let mut offset = 0;
-            while offset < size {
-                let len = chunk.min(size - offset);
-                let loc = location.clone();
-                let resp = self
-                    .send(st, &scope, &op, false, |c, _| {
-                        Ok(c.patch(loc.clone())
-                            .header(CONTENT_TYPE, "application/octet-stream")
-                            .header(CONTENT_LENGTH, len)
-                            .header("Content-Range", format!("{offset}-{}", offset + len - 1))
-                            .body(file_body(st, path, offset, len)?))
-                    })
-                    .await?;
-                if resp.status() != StatusCode::ACCEPTED {
-                    return Err(status_error(st, &op, resp).await);
-                }
-                location = crate::upload::location(st, &op, &loc, &resp)?;
-                offset += len;
-            }
-            body_len = 0;
+        if size <= transfer.monolithic_max {
+            return self
+                .put_final(st, &scope, &op, path, digest, &location, size)
+                .await;
         }
+        let chunk = transfer.chunk_size.max(1);
+        let max = transfer.max_retries;
+        let mut offset = 0;
+        // Failures in a row without progress; a step that goes through resets it.
+        let mut failures = 0;
+        let mut failing_since = std::time::Instant::now();
+        loop {
+            let step = if offset < size {
+                let len = chunk.min(size - offset);
+                self.patch_chunk(st, &scope, &op, path, &location, offset, len)
+                    .await
+                    .map(|next| Some((next, offset + len)))
+            } else {
+                self.put_final(st, &scope, &op, path, digest, &location, 0)
+                    .await
+                    .map(|()| None)
+            };
+            let err = match step {
+                Ok(None) => return Ok(()),
+                Ok(Some((next, end))) => {
+                    location = next;
+                    offset = end;
+                    failures = 0;
+                    continue;
+                }
+                Err(e) if e.is_transient() && failures < max => e,
+                Err(e) if e.is_transient() => {
+                    return Err(e.gave_up(&st.host, &op, failures + 1, failing_since));
+                }
+                Err(e) => return Err(e),
+            };
+            if failures == 0 {
+                failing_since = std::time::Instant::now();
+            }
+            failures += 1;
+            tracing::warn!(registry = %st.host, %digest, offset, error = %err, "blob upload step failed; resuming the upload");
+            self.backoff(st, &op, failures - 1, None, &err.to_string())
+                .await;
+            // A final PUT whose answer was lost may have completed the upload.
+            if offset >= size && self.blob_exists_at(st, r, digest).await? {
+                return Ok(());
+            }
+            // Ask the registry how much it has; a lost session ends this attempt.
+            let Some((next, received)) = self.upload_status(st, &scope, &op, &location).await?
+            else {
+                return Err(err);
+            };
+            if received > size {
+                return Err(protocol(
+                    st,
+                    &op,
+                    &format!("the upload session reports {received} bytes of {size}"),
+                ));
+            }
+            location = next;
+            offset = received;
+        }
+    }
+
+    /// The closing `PUT ?digest=` of an upload, with the first `body_len` bytes of the file
+    /// (monolithic) or without body (after chunks). Checks the digest the registry reports.
+    #[allow(clippy::too_many_arguments)]
+    async fn put_final(
+        &self,
+        st: &HostState,
+        scope: &Scope,
+        op: &str,
+        path: &Path,
+        digest: &Digest,
+        location: &Url,
+        body_len: u64,
+    ) -> Result<()> {
         let mut put_url = location.clone();
         put_url
             .query_pairs_mut()
             .append_pair("digest", digest.as_str());
         let resp = self
-            .send(st, &scope, &op, false, |c, _| {
+            .send(st, scope, op, false, |c, _| {
                 let req = c
                     .put(put_url.clone())
                     .header(CONTENT_TYPE, "application/octet-stream")
@@ -207,7 +272,7 @@ impl RegistryClient {
             .await?;
         if resp.status() != StatusCode::CREATED {
             let status = resp.status();
-            let e = status_error(st, &op, resp).await;
+            let e = status_error(st, op, resp).await;
             if status == StatusCode::BAD_REQUEST && e.to_string().contains("DIGEST_INVALID") {
                 return Err(RegistryError::DigestMismatch {
                     registry: st.host.clone(),
@@ -232,6 +297,73 @@ impl RegistryClient {
             });
         }
         Ok(())
+    }
+
+    /// Sends one PATCH chunk; returns the session URL for the next request.
+    #[allow(clippy::too_many_arguments)]
+    async fn patch_chunk(
+        &self,
+        st: &HostState,
+        scope: &Scope,
+        op: &str,
+        path: &Path,
+        location: &Url,
+        offset: u64,
+        len: u64,
+    ) -> Result<Url> {
+        let resp = self
+            .send(st, scope, op, false, |c, _| {
+                Ok(c.patch(location.clone())
+                    .header(CONTENT_TYPE, "application/octet-stream")
+                    .header(CONTENT_LENGTH, len)
+                    .header("Content-Range", format!("{offset}-{}", offset + len - 1))
+                    .body(file_body(st, path, offset, len)?))
+            })
+            .await?;
+        if resp.status() != StatusCode::ACCEPTED {
+            return Err(status_error(st, op, resp).await);
+        }
+        crate::upload::location(st, op, location, &resp)
+    }
+
+    /// Asks an upload session how many bytes it has (`GET` on the session: `204` with
+    /// `Range: 0-<last>`). `None` when the session is gone (restart the upload).
+    async fn upload_status(
+        &self,
+        st: &HostState,
+        scope: &Scope,
+        op: &str,
+        location: &Url,
+    ) -> Result<Option<(Url, u64)>> {
+        let resp = self
+            .send(st, scope, op, true, |c, _| Ok(c.get(location.clone())))
+            .await?;
+        match resp.status() {
+            StatusCode::NO_CONTENT | StatusCode::OK => {}
+            StatusCode::NOT_FOUND => return Ok(None),
+            _ => return Err(status_error(st, op, resp).await),
+        }
+        let received = match resp.headers().get("range").and_then(|v| v.to_str().ok()) {
+            None => 0,
+            Some(range) => {
+                let end = range
+                    .trim()
+                    .trim_start_matches("bytes=")
+                    .strip_prefix("0-")
+                    .and_then(|e| e.parse::<u64>().ok())
+                    .ok_or_else(|| {
+                        protocol(st, op, &format!("upload status has a bad Range {range:?}"))
+                    })?;
+                // Distribution answers 0-0 for an empty session too.
+                if end == 0 { 0 } else { end + 1 }
+            }
+        };
+        let next = if resp.headers().contains_key(LOCATION) {
+            crate::upload::location(st, op, location, &resp)?
+        } else {
+            location.clone()
+        };
+        Ok(Some((next, received)))
     }
 
     async fn cancel_upload(&self, st: &HostState, r: &Reference, location: Url) {

@@ -242,10 +242,18 @@ async fn unreachable_registry_is_classified() {
         .get_manifest(&r)
         .await
         .expect_err("nothing listens there");
-    assert!(matches!(err, RegistryError::Unreachable { .. }), "{err:?}");
+    // Two attempts (max_retries 1), each refused: the registry is given up on, and the
+    // last error says it is unreachable.
+    assert!(
+        matches!(&err, RegistryError::GaveUp { attempts: 2, last, .. }
+            if matches!(**last, RegistryError::Unreachable { .. })),
+        "{err:?}"
+    );
     let msg = err.to_string();
     assert!(
-        msg.contains(&format!("127.0.0.1:{port}")) && msg.contains("unreachable"),
+        msg.contains(&format!("127.0.0.1:{port}"))
+            && msg.contains("unreachable")
+            && msg.contains("gave up on get manifest"),
         "{msg}"
     );
     assert_eq!(err.exit_code() as i32, 3);

@@ -3,6 +3,7 @@
 //! registry already has are skipped, uploads run in parallel, the manifest goes last).
 
 use crate::error::{Error, ExitCode};
+use crate::exec::blob_sources::BlobSources;
 use crate::image::digest::Digest;
 use crate::image::oci::{self, Descriptor, ImageConfig, Index, Manifest, Platform, media_types};
 use crate::image::store::Store;
@@ -125,6 +126,12 @@ pub fn pull(
         bytes_moved += port.fetch_blob(reference, &desc.digest, &mut writer)?;
         writer.commit_sized(Some(&desc.digest), Some(desc.size))?;
     }
+    let held: Vec<Digest> = std::iter::once(&manifest.config)
+        .chain(manifest.layers.iter())
+        .filter(|d| !media_types::is_foreign_layer(&d.media_type))
+        .map(|d| d.digest.clone())
+        .collect();
+    remember_sources(store, reference, &held);
     let manifest_desc = Descriptor::new(fetched.media_type.clone(), stored.digest, stored.size);
     progress.event(&ProgressEvent::Registry {
         operation: "pull".into(),
@@ -170,8 +177,10 @@ pub fn push(
     blobs.sort_by_key(|b| std::cmp::Reverse(b.size));
     blobs.dedup_by(|a, b| a.digest == b.digest);
 
+    let sources = BlobSources::load(store);
     let queue = Mutex::new(blobs.into_iter());
     let uploaded = Mutex::new(0u64);
+    let present: Mutex<Vec<Digest>> = Mutex::new(Vec::new());
     let first_error: Mutex<Option<Error>> = Mutex::new(None);
     std::thread::scope(|scope| {
         for _ in 0..jobs.max(1) {
@@ -186,7 +195,7 @@ pub fn push(
                     let result = port
                         .blob_exists(reference, &blob.digest)
                         .and_then(|exists| {
-                            if exists {
+                            if exists || mount_from_known(port, &sources, reference, &blob.digest) {
                                 return Ok(0);
                             }
                             let path = store.blob_path(&blob.digest);
@@ -197,6 +206,9 @@ pub fn push(
                         Ok(n) => {
                             if let Ok(mut u) = uploaded.lock() {
                                 *u += n;
+                            }
+                            if let Ok(mut p) = present.lock() {
+                                p.push(blob.digest.clone());
                             }
                         }
                         Err(e) => {
@@ -225,6 +237,7 @@ pub fn push(
     }
     let bytes = store.read_blob(&desc.digest)?;
     let digest = port.push_manifest(reference, &bytes, &desc.media_type)?;
+    remember_sources(store, reference, &present.into_inner().unwrap_or_default());
     progress.event(&ProgressEvent::Registry {
         operation: "push".into(),
         registry: reference.registry.clone(),
@@ -233,4 +246,38 @@ pub fn push(
         duration: started.elapsed(),
     });
     Ok(digest)
+}
+
+/// Tries to mount `digest` into `reference`'s repository from the other repositories of the
+/// same registry that are known to hold it (at most three). Any failure just means "not
+/// mounted": the blob is uploaded instead.
+fn mount_from_known(
+    port: &dyn RegistryPort,
+    sources: &BlobSources,
+    reference: &Reference,
+    digest: &Digest,
+) -> bool {
+    sources
+        .repositories_on(digest, &reference.registry)
+        .filter(|repo| *repo != reference.repository)
+        .take(3)
+        .any(|from| match port.mount_blob(reference, digest, from) {
+            Ok(mounted) => {
+                tracing::debug!(%digest, from, mounted, "cross-repository mount");
+                mounted
+            }
+            Err(e) => {
+                tracing::debug!(%digest, from, error = %e, "cross-repository mount failed; uploading");
+                false
+            }
+        })
+}
+
+/// Records that `reference`'s repository holds `digests` (for later mounts). Best effort: a
+/// failure to write the record is logged, never fatal.
+fn remember_sources(store: &Store, reference: &Reference, digests: &[Digest]) {
+    if let Err(e) = BlobSources::record(store, &reference.registry, &reference.repository, digests)
+    {
+        tracing::warn!(error = %e, "cannot record where blobs are on the registry; later pushes will not mount them");
+    }
 }

@@ -5,6 +5,7 @@
 #[cfg(all(feature = "ecr", feature = "gcr", feature = "acr"))]
 pub mod cloud_fakes;
 pub mod fake_http;
+pub mod fault_proxy;
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
