@@ -804,3 +804,85 @@ fn store_commands_list_inspect_remove_and_prune() {
         .count();
     assert_eq!(blobs, 0, "nothing references any blob any more");
 }
+
+/// Write an OCI layout whose single layer is `tar` (uncompressed), tagged `latest`.
+fn layout_with_layer(dir: &Path, tar: &[u8]) {
+    use sha2::Digest as _;
+    let blobs = dir.join("blobs/sha256");
+    fs::create_dir_all(&blobs).expect("blobs");
+    let put = |bytes: &[u8]| -> (String, usize) {
+        let hex = hex::encode(sha2::Sha256::digest(bytes));
+        fs::write(blobs.join(&hex), bytes).expect("blob");
+        (format!("sha256:{hex}"), bytes.len())
+    };
+    let (layer, layer_size) = put(tar);
+    let config = serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [layer]},
+    });
+    let (cfg, cfg_size) = put(config.to_string().as_bytes());
+    let manifest = serde_json::json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cfg, "size": cfg_size},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer, "size": layer_size}],
+    });
+    let (man, man_size) = put(manifest.to_string().as_bytes());
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": man, "size": man_size,
+                       "annotations": {"org.opencontainers.image.ref.name": "latest"}}],
+    });
+    fs::write(dir.join("index.json"), index.to_string()).expect("index");
+    fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).expect("oci-layout");
+}
+
+#[test]
+fn a_hostile_base_layer_is_refused_and_nothing_escapes_the_store() {
+    let env = Env::new();
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_old();
+    h.as_old_mut().name[..12].copy_from_slice(b"../../escape");
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_size(5);
+    h.set_mode(0o644);
+    h.set_cksum();
+    b.append(&h, &b"owned"[..]).expect("append");
+    layout_with_layer(&env.path("evil"), &b.into_inner().expect("tar"));
+    env.write("c/a.txt", "a\n");
+    for dockerfile in [
+        format!(
+            "FROM oci-layout://{}:latest\nCOPY a.txt /a\n",
+            env.path("evil").display()
+        ),
+        format!(
+            "FROM oci-layout://{}:latest\nRUN true\n",
+            env.path("evil").display()
+        ),
+    ] {
+        env.write("c/Dockerfile", &dockerfile);
+        let out = env.ossb(&[
+            "build",
+            "--progress",
+            "quiet",
+            env.path("c").to_str().expect("utf8"),
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains("climbs out"), "names the cause: {err}");
+    }
+    assert!(
+        !env.path("escape").exists()
+            && !env
+                .dir
+                .path()
+                .parent()
+                .expect("parent")
+                .join("escape")
+                .exists()
+    );
+    let store = ossb_core::image::store::Store::open(env.path("store")).expect("store");
+    assert!(
+        store.fsck().expect("fsck").is_clean(),
+        "the store is still consistent"
+    );
+}

@@ -55,6 +55,11 @@ pub enum IndexError {
     /// A symlink chain is too long or loops.
     #[error("too many levels of symbolic links resolving /{0}")]
     SymlinkLoop(String),
+    /// An entry's path climbs out of the image root (`../x`): a hostile or broken layer.
+    #[error(
+        "layer entry {0:?} climbs out of the image root with `..`; the image is broken or hostile, rebuild it or use another base"
+    )]
+    Escape(String),
 }
 
 /// The merged view of a stack of layers: path (relative, no leading `/`) -> metadata.
@@ -160,7 +165,11 @@ impl FsIndex {
         for entry in archive.entries()? {
             let mut entry = entry?;
             let raw = entry.path_bytes();
-            let Some(path) = clean_rel(&String::from_utf8_lossy(&raw)) else {
+            let text = String::from_utf8_lossy(&raw).into_owned();
+            let Some(path) = clean_rel(&text) else {
+                if text.split('/').any(|p| p == "..") {
+                    return Err(IndexError::Escape(text));
+                }
                 continue;
             };
             let name = path.rsplit('/').next().unwrap_or(&path);
@@ -423,5 +432,23 @@ mod tests {
             idx.resolve("/loop/x", true),
             Err(IndexError::SymlinkLoop(_))
         ));
+    }
+
+    #[test]
+    fn entries_that_climb_out_of_the_root_are_refused() {
+        use tar::EntryType::*;
+        // `tar::Header::set_path` refuses `..`, so write the name bytes directly.
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_old();
+        h.as_old_mut().name[..9].copy_from_slice(b"../escape");
+        h.set_entry_type(Regular);
+        h.set_size(0);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append(&h, &b""[..]).expect("append");
+        let tar = b.into_inner().expect("finish");
+        let err = FsIndex::new().apply_tar(&tar[..]).expect_err("refused");
+        assert!(matches!(err, IndexError::Escape(_)), "{err}");
+        assert!(err.to_string().contains("../escape"));
     }
 }
