@@ -886,3 +886,37 @@ fn a_hostile_base_layer_is_refused_and_nothing_escapes_the_store() {
         "the store is still consistent"
     );
 }
+
+#[test]
+fn independent_stages_run_together_and_a_failure_cancels_the_others() {
+    let env = Env::new();
+    let base = busybox_layout(&env);
+    let marker = format!("sleep 2{}", std::process::id() % 1000 + 100);
+    env.write(
+        "p/Dockerfile",
+        &format!(
+            "FROM {base} AS slow\nRUN {marker}\nFROM {base} AS broken\nRUN echo breaking && exit 3\n\
+             FROM {base}\nCOPY --from=slow /etc/passwd /a\nCOPY --from=broken /etc/passwd /b\n"
+        ),
+    );
+    let out = env.ossb(&[
+        "build",
+        "--progress",
+        "plain",
+        "--jobs",
+        "2",
+        env.path("p").to_str().expect("utf8"),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("stage broken") && err.contains("exited with code 3"),
+        "the first failure is reported: {err}"
+    );
+    assert!(
+        processes_with(&marker).is_empty(),
+        "the sibling stage's RUN was killed"
+    );
+    // Both stages had started: the slow one's RUN appears in the progress before the failure.
+    assert!(err.contains(&marker), "{err}");
+}

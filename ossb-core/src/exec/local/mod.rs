@@ -33,6 +33,7 @@ use crate::exec::context::ContextScan;
 use crate::exec::doctor::{NoSandbox, SandboxChoice};
 use crate::exec::sandbox::{CancelToken, Sandbox, SandboxOptions};
 use crate::exec::snapshot::SnapshotterChoice;
+use crate::exec::transfer::StoredImage;
 use crate::image::compress::Compression;
 use crate::image::layer::LayerOptions;
 use crate::image::oci::Platform;
@@ -44,6 +45,7 @@ use crate::reference::Reference;
 use base::{Fetcher, classify};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -383,95 +385,11 @@ impl LocalBackend {
             total_steps,
         });
 
-        let mut done: BTreeMap<usize, StageState> = BTreeMap::new();
-        let mut operations = 0usize;
-        let mut cache_hits = 0usize;
-        for &index in &order {
-            let stage = &graph.stages[index];
-            let plat = platform.to_string();
-            progress.event(&ProgressEvent::StageStarted {
-                platform: plat.clone(),
-                stage: index,
-                name: stage.display_name.clone(),
-            });
-            let step_started = Instant::now();
-            let from_id = StepId {
-                platform: plat.clone(),
-                stage: index,
-                step: 0,
-            };
-            progress.event(&ProgressEvent::StepStarted {
-                id: from_id.clone(),
-                operation: "FROM".into(),
-                description: format!("FROM {}", stage.base_name),
-            });
-            let mut state = match &stage.base {
-                StageBase::Scratch => StageState::scratch(&platform),
-                StageBase::Stage(i) => done.get(i).cloned().ok_or_else(|| {
-                    Error::new(
-                        ExitCode::General,
-                        format!("stage {i} was not built before stage {index}"),
-                    )
-                })?,
-                StageBase::Image(name) => {
-                    let mut state = match base_images.get(name) {
-                        Some(image) => StageState::from_image(&store, image)?,
-                        None => ctx
-                            .fetcher
-                            .stage_state(&classify(name, &request.build_contexts)?)?,
-                    };
-                    // The image's ONBUILD triggers ran in this stage (see the plan).
-                    state.builder.config_mut().config.on_build.clear();
-                    state
-                }
-            };
-            state.cmd_set = false;
-            operations += 1;
-            progress.event(&ProgressEvent::StepFinished {
-                id: from_id,
-                cache_hit: false,
-                duration: step_started.elapsed(),
-                bytes: 0,
-            });
-            for (n, step) in stage.instructions.iter().enumerate() {
-                if ctx.cancel.is_cancelled() {
-                    return Err(Error::new(ExitCode::Cancelled, "the build was cancelled"));
-                }
-                let id = StepId {
-                    platform: plat.clone(),
-                    stage: index,
-                    step: n + 1,
-                };
-                let t = Instant::now();
-                progress.event(&ProgressEvent::StepStarted {
-                    id: id.clone(),
-                    operation: step.instruction.keyword().to_uppercase(),
-                    description: step.text(),
-                });
-                let result = steps::execute(&ctx, &mut state, step, &id, &done).map_err(|e| {
-                    Error::new(
-                        e.exit_code(),
-                        format!("stage {} line {}: {}", stage.display_name, step.line, e),
-                    )
-                })?;
-                operations += 1;
-                if result.cache_hit {
-                    cache_hits += 1;
-                }
-                progress.event(&ProgressEvent::StepFinished {
-                    id,
-                    cache_hit: result.cache_hit,
-                    duration: t.elapsed(),
-                    bytes: result.bytes,
-                });
-            }
-            progress.event(&ProgressEvent::StageFinished {
-                platform: plat,
-                stage: index,
-            });
-            done.insert(index, state);
-        }
-
+        let counters = Counters::default();
+        let done = run_stages(&ctx, &graph, &order, &base_images, &counters, self.jobs)?;
+        let operations = counters.operations.load(Ordering::Relaxed);
+        let cache_hits = counters.cache_hits.load(Ordering::Relaxed);
+        let mut done = done;
         let mut final_state = done
             .remove(&graph.target)
             .ok_or_else(|| Error::new(ExitCode::General, "the target stage was not built"))?;
@@ -496,6 +414,176 @@ impl LocalBackend {
             cache_hits,
         })
     }
+}
+
+/// Steps run and steps served from the cache, over all stages.
+#[derive(Default)]
+struct Counters {
+    operations: AtomicUsize,
+    cache_hits: AtomicUsize,
+}
+
+/// Build the needed stages, independent ones in parallel (at most `jobs` at a time): a stage
+/// starts when every stage it depends on has finished. The first failure cancels the others
+/// (their RUN steps are killed) and is the build's error.
+fn run_stages(
+    ctx: &BuildCtx<'_>,
+    graph: &plan::BuildGraph,
+    order: &[usize],
+    base_images: &BTreeMap<String, StoredImage>,
+    counters: &Counters,
+    jobs: usize,
+) -> Result<BTreeMap<usize, StageState>, Error> {
+    let mut done: BTreeMap<usize, StageState> = BTreeMap::new();
+    let mut pending: Vec<usize> = order.to_vec();
+    let mut failure: Option<Error> = None;
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::channel::<(usize, Result<StageState, Error>)>();
+        let mut running = 0usize;
+        loop {
+            while failure.is_none() && running < jobs.max(1) {
+                let ready = pending
+                    .iter()
+                    .position(|i| graph.stages[*i].deps.iter().all(|d| done.contains_key(d)));
+                let Some(pos) = ready else { break };
+                let index = pending.remove(pos);
+                // Each stage gets its own copy of the states it reads (its dependencies).
+                let deps: BTreeMap<usize, StageState> = graph.stages[index]
+                    .deps
+                    .iter()
+                    .filter_map(|d| done.get(d).map(|s| (*d, s.clone())))
+                    .collect();
+                let tx = tx.clone();
+                running += 1;
+                scope.spawn(move || {
+                    let result = build_stage(ctx, graph, index, base_images, &deps, counters);
+                    // The receiver outlives every sender in this scope.
+                    let _ = tx.send((index, result));
+                });
+            }
+            if running == 0 {
+                break;
+            }
+            let Ok((index, result)) = rx.recv() else {
+                break;
+            };
+            running -= 1;
+            match result {
+                Ok(state) => {
+                    done.insert(index, state);
+                }
+                Err(e) => {
+                    if failure.is_none() {
+                        ctx.cancel.cancel();
+                        failure = Some(e);
+                    }
+                }
+            }
+        }
+    });
+    match failure {
+        Some(e) => Err(e),
+        None if !pending.is_empty() => Err(Error::new(
+            ExitCode::General,
+            format!("stages {pending:?} could not be scheduled (a dependency was never built)"),
+        )),
+        None => Ok(done),
+    }
+}
+
+/// Build one stage: resolve its base, then run its steps in order.
+fn build_stage(
+    ctx: &BuildCtx<'_>,
+    graph: &plan::BuildGraph,
+    index: usize,
+    base_images: &BTreeMap<String, StoredImage>,
+    done: &BTreeMap<usize, StageState>,
+    counters: &Counters,
+) -> Result<StageState, Error> {
+    let progress = ctx.progress;
+    let stage = &graph.stages[index];
+    let plat = ctx.fetcher.platform.to_string();
+    progress.event(&ProgressEvent::StageStarted {
+        platform: plat.clone(),
+        stage: index,
+        name: stage.display_name.clone(),
+    });
+    let step_started = Instant::now();
+    let from_id = StepId {
+        platform: plat.clone(),
+        stage: index,
+        step: 0,
+    };
+    progress.event(&ProgressEvent::StepStarted {
+        id: from_id.clone(),
+        operation: "FROM".into(),
+        description: format!("FROM {}", stage.base_name),
+    });
+    let mut state = match &stage.base {
+        StageBase::Scratch => StageState::scratch(ctx.fetcher.platform),
+        StageBase::Stage(i) => done.get(i).cloned().ok_or_else(|| {
+            Error::new(
+                ExitCode::General,
+                format!("stage {i} was not built before stage {index}"),
+            )
+        })?,
+        StageBase::Image(name) => {
+            let mut state = match base_images.get(name) {
+                Some(image) => StageState::from_image(ctx.store, image)?,
+                None => ctx
+                    .fetcher
+                    .stage_state(&classify(name, &ctx.request.build_contexts)?)?,
+            };
+            // The image's ONBUILD triggers ran in this stage (see the plan).
+            state.builder.config_mut().config.on_build.clear();
+            state
+        }
+    };
+    state.cmd_set = false;
+    counters.operations.fetch_add(1, Ordering::Relaxed);
+    progress.event(&ProgressEvent::StepFinished {
+        id: from_id,
+        cache_hit: false,
+        duration: step_started.elapsed(),
+        bytes: 0,
+    });
+    for (n, step) in stage.instructions.iter().enumerate() {
+        if ctx.cancel.is_cancelled() {
+            return Err(Error::new(ExitCode::Cancelled, "the build was cancelled"));
+        }
+        let id = StepId {
+            platform: plat.clone(),
+            stage: index,
+            step: n + 1,
+        };
+        let t = Instant::now();
+        progress.event(&ProgressEvent::StepStarted {
+            id: id.clone(),
+            operation: step.instruction.keyword().to_uppercase(),
+            description: step.text(),
+        });
+        let result = steps::execute(ctx, &mut state, step, &id, done).map_err(|e| {
+            Error::new(
+                e.exit_code(),
+                format!("stage {} line {}: {}", stage.display_name, step.line, e),
+            )
+        })?;
+        counters.operations.fetch_add(1, Ordering::Relaxed);
+        if result.cache_hit {
+            counters.cache_hits.fetch_add(1, Ordering::Relaxed);
+        }
+        progress.event(&ProgressEvent::StepFinished {
+            id,
+            cache_hit: result.cache_hit,
+            duration: t.elapsed(),
+            bytes: result.bytes,
+        });
+    }
+    progress.event(&ProgressEvent::StageFinished {
+        platform: plat,
+        stage: index,
+    });
+    Ok(state)
 }
 
 fn started_nanos() -> u128 {
