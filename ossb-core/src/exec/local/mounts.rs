@@ -621,7 +621,7 @@ mod tests {
 
     #[test]
     fn secret_ids_and_targets_follow_buildkit() {
-        let n = |s: &str| secret_names(&mount(s), "/work").expect("names");
+        let n = |s: &str| secret_names(&mount(s), "/srv").expect("names");
         assert_eq!(
             n("type=secret,id=tok"),
             ("tok".into(), Some("/run/secrets/tok".into()))
@@ -632,7 +632,7 @@ mod tests {
         );
         assert_eq!(
             n("type=secret,id=tok,target=rel"),
-            ("tok".into(), Some("/work/rel".into()))
+            ("tok".into(), Some("/srv/rel".into()))
         );
         assert_eq!(n("type=secret,id=tok,env=TOKEN"), ("tok".into(), None));
         assert_eq!(
