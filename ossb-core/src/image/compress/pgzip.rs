@@ -222,6 +222,14 @@ fn spawn_pool(threads: usize, level: u32) -> Pool {
 fn compress_block(data: &[u8], level: u32, last: bool) -> io::Result<(Vec<u8>, Crc)> {
     let mut crc = Crc::new();
     crc.update(data);
+    // Already-compressed data (archives, images, random bytes) does not shrink: store such a
+    // block instead of searching it for matches. The choice depends on the bytes only, so the
+    // output stays identical at any thread count.
+    let level = if level > 0 && incompressible(data) {
+        0
+    } else {
+        level
+    };
     let mut c = Compress::new(flate2::Compression::new(level), false);
     let mut out = Vec::with_capacity(data.len() + data.len() / 8 + 1024);
     let flush = if last {
@@ -246,6 +254,26 @@ fn compress_block(data: &[u8], level: u32, last: bool) -> io::Result<(Vec<u8>, C
         }
         out.reserve(64 * 1024);
     }
+}
+
+/// Bytes sampled from a block to decide whether it is worth compressing.
+const SAMPLE: usize = 32 * 1024;
+
+/// True when a fast compression of the block's first [`SAMPLE`] bytes saves under 3 %.
+fn incompressible(data: &[u8]) -> bool {
+    if data.len() < 2 * SAMPLE {
+        return false;
+    }
+    let sample = &data[..SAMPLE];
+    let mut c = Compress::new(flate2::Compression::new(1), false);
+    let mut out = Vec::with_capacity(SAMPLE + SAMPLE / 8 + 64);
+    if c.compress_vec(sample, &mut out, FlushCompress::Finish)
+        .is_err()
+    {
+        return false;
+    }
+    // An output buffer that filled up means no saving at all.
+    c.total_in() < SAMPLE as u64 || out.len() * 100 >= SAMPLE * 97
 }
 
 #[cfg(test)]
@@ -279,6 +307,38 @@ mod tests {
             Ok(v) => v,
             Err(e) => panic!("{e}"),
         }
+    }
+
+    #[test]
+    fn incompressible_blocks_are_stored_and_still_decode() {
+        // A xorshift stream: no repetition for deflate to find.
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let random: Vec<u8> = (0..3 * 1024 * 1024)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        assert!(incompressible(&random[..1 << 20]));
+        let text: Vec<u8> = (0..40_000)
+            .flat_map(|i| format!("line {i} of some text\n").into_bytes())
+            .collect();
+        assert!(!incompressible(&text), "text is worth compressing");
+        let out = gz(&random, 2, 100_000);
+        // Stored blocks cost a few bytes per 64 KiB, never a blow-up.
+        assert!(
+            out.len() < random.len() + random.len() / 1000 + 1024,
+            "{}",
+            out.len()
+        );
+        let mut back = Vec::new();
+        flate2::read::GzDecoder::new(&out[..])
+            .read_to_end(&mut back)
+            .expect("decodes");
+        assert_eq!(back, random);
+        assert_eq!(out, gz(&random, 1, 7_000), "identical at any thread count");
     }
 
     #[test]
