@@ -226,26 +226,31 @@ fn target_prunes_stages_in_json_and_text() {
 }
 
 #[test]
-fn bad_dockerfiles_exit_2_with_file_line_and_a_hint() {
+fn bad_dockerfiles_exit_2_with_file_line_column_and_a_hint() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let cases = [
         // A planning error: unknown instruction, with a suggestion.
         (
             "FROM scratch\nCOPYY a /\n",
-            ":2: unknown instruction: COPYY (did you mean COPY?)",
+            ":2:1: unknown instruction: COPYY (did you mean COPY?)",
         ),
         // A parse error.
         (
             "FROM scratch\nENV PATH\n",
-            ":2: ENV must have two arguments, write it as ENV PATH=value",
+            ":2:1: ENV must have two arguments, write it as ENV PATH=value",
         ),
         // An expansion error.
         (
             "FROM scratch\nWORKDIR ${NOPE:?must be set}\n",
-            ":2: failed to process \"${NOPE:?must be set}\": NOPE: must be set",
+            ":2:1: failed to process \"${NOPE:?must be set}\": NOPE: must be set",
         ),
         // No stage.
-        ("RUN true\n", ":1: no build stage in current context"),
+        ("RUN true\n", ":1:1: no build stage in current context"),
+        // The column is where the instruction starts.
+        (
+            "FROM scratch\n    COPYY a /\n",
+            ":2:5: unknown instruction: COPYY",
+        ),
     ];
     for (i, (text, want)) in cases.iter().enumerate() {
         let df = write(tmp.path(), &format!("Dockerfile.{i}"), text);

@@ -10,7 +10,7 @@ use std::path::Path;
 pub fn run(cmd: DockerfileCommand) -> Result<(), Error> {
     match cmd {
         DockerfileCommand::Dump { file } => {
-            let ast = parse_file(&file)?;
+            let (_, ast) = parse_file(&file)?;
             println!("{}", dockerfile::dump::dump(&ast));
             for w in &ast.warnings {
                 eprintln!("warning: {} (line {:?}): {}", w.short, w.lines, w.detail);
@@ -30,14 +30,15 @@ fn display_name(file: &Path) -> String {
     }
 }
 
-/// Read and parse a Dockerfile, naming the file in errors.
-pub fn parse_file(file: &Path) -> Result<Ast, Error> {
+/// Read and parse a Dockerfile, naming the file in errors; returns the text and the tree.
+pub fn parse_file(file: &Path) -> Result<(String, Ast), Error> {
     let text = read_text(file)?;
-    dockerfile::parse(&text).map_err(|e| Error::from(e.with_file(display_name(file))))
+    let ast = dockerfile::parse(&text).map_err(|e| Error::from(e.with_file(display_name(file))))?;
+    Ok((text, ast))
 }
 
 fn plan(args: PlanArgs) -> Result<(), Error> {
-    let ast = parse_file(&args.file)?;
+    let (text, ast) = parse_file(&args.file)?;
     let name = display_name(&args.file);
     let host = ossb_core::image::oci::Platform::host().to_string();
     let opts = ossb_core::plan::PlanOptions {
@@ -47,7 +48,8 @@ fn plan(args: PlanArgs) -> Result<(), Error> {
         target_platform: args.platform.unwrap_or(host),
         base_images: Default::default(),
     };
-    let graph = ossb_core::plan::plan(&ast, &opts).map_err(|e| e.with_file(name))?;
+    let graph = ossb_core::plan::plan(&ast, &opts)
+        .map_err(|e| e.with_file(name).with_column_from(&text))?;
     match args.format {
         PlanFormat::Text => print!("{}", graph.to_text()),
         PlanFormat::Json => println!(

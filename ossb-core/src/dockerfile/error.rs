@@ -58,3 +58,15 @@ impl fmt::Display for ParseError {
 }
 
 impl std::error::Error for ParseError {}
+
+/// The 1-based column of the first non-blank character of `line` (1-based) in `text`: where the
+/// instruction on that line starts. 0 when the line does not exist.
+pub fn instruction_column(text: &str, line: usize) -> usize {
+    if line == 0 {
+        return 0;
+    }
+    text.lines()
+        .nth(line - 1)
+        .map(|l| l.chars().take_while(|c| c.is_whitespace()).count() + 1)
+        .unwrap_or(0)
+}

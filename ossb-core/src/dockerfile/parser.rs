@@ -105,6 +105,15 @@ fn can_contain_heredoc(node: &Node) -> bool {
 /// longer than 65535 bytes, bad or duplicate directives, an unterminated heredoc and argument
 /// errors (`ENV` without a value, JSON arrays holding non-strings).
 pub fn parse(text: &str) -> Result<Ast, ParseError> {
+    parse_text(text).map_err(|mut e| {
+        if e.line > 0 && e.column == 0 {
+            e.column = super::error::instruction_column(text, e.line);
+        }
+        e
+    })
+}
+
+fn parse_text(text: &str) -> Result<Ast, ParseError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut lines = Lines {
         rest: text,

@@ -19,6 +19,8 @@ pub struct PlanError {
     pub message: String,
     /// The Dockerfile's path as the user gave it, when known.
     pub file: Option<String>,
+    /// 1-based column where the instruction at fault starts, 0 when unknown.
+    pub column: usize,
 }
 
 impl PlanError {
@@ -29,6 +31,7 @@ impl PlanError {
             end_line: 0,
             message: message.into(),
             file: None,
+            column: 0,
         }
     }
 
@@ -39,6 +42,7 @@ impl PlanError {
             end_line,
             message: message.into(),
             file: None,
+            column: 0,
         }
     }
 
@@ -47,6 +51,14 @@ impl PlanError {
         if self.line == 0 {
             self.line = line;
             self.end_line = end_line;
+        }
+        self
+    }
+
+    /// Attach the column of the erring instruction, computed from the Dockerfile's text.
+    pub fn with_column_from(mut self, text: &str) -> Self {
+        if self.column == 0 {
+            self.column = crate::dockerfile::error::instruction_column(text, self.line);
         }
         self
     }
@@ -67,7 +79,10 @@ impl PlanError {
         if self.line == 0 {
             format!("{file}: {}", self.message)
         } else {
-            format!("{file}:{}: {}", self.line, self.message)
+            match self.column {
+                0 => format!("{file}:{}: {}", self.line, self.message),
+                c => format!("{file}:{}:{c}: {}", self.line, self.message),
+            }
         }
     }
 }

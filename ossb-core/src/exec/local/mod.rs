@@ -290,7 +290,8 @@ impl LocalBackend {
             base_images: BTreeMap::new(),
         };
         // Fail fast on Dockerfile errors, before the store is opened.
-        plan::base_images_needed(&ast, &opts).map_err(|e| e.with_file(name.clone()))?;
+        plan::base_images_needed(&ast, &opts)
+            .map_err(|e| e.with_file(name.clone()).with_column_from(&text))?;
         let tags: Vec<Reference> = request
             .tags
             .iter()
@@ -369,6 +370,7 @@ impl LocalBackend {
         let (graph, base_images) = planning::plan_with_base_images(
             &ast,
             &name,
+            &text,
             opts,
             &ctx.fetcher,
             &request.build_contexts,

@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 pub(crate) fn plan_with_base_images(
     ast: &Ast,
     file: &str,
+    text: &str,
     mut opts: PlanOptions,
     fetcher: &Fetcher<'_>,
     contexts: &BTreeMap<String, String>,
@@ -24,7 +25,7 @@ pub(crate) fn plan_with_base_images(
     // this ends after at most as many rounds as the Dockerfile has stages.
     loop {
         let missing: Vec<String> = plan::base_images_needed(ast, &opts)
-            .map_err(|e| e.with_file(file))?
+            .map_err(|e| e.with_file(file).with_column_from(text))?
             .into_iter()
             .filter(|name| !opts.base_images.contains_key(name))
             .collect();
@@ -44,6 +45,6 @@ pub(crate) fn plan_with_base_images(
             images.insert(name, image);
         }
     }
-    let graph = plan::plan(ast, &opts).map_err(|e| e.with_file(file))?;
+    let graph = plan::plan(ast, &opts).map_err(|e| e.with_file(file).with_column_from(text))?;
     Ok((graph, images))
 }
