@@ -10,7 +10,11 @@ cd "$(dirname "$0")/.."
 ossb=$(realpath "${1:-target/release/ossb}")
 base=${BASE:-127.0.0.1:5000/base/busybox:latest}
 work=$(mktemp -d /tmp/ossb-run-steps.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+cleanup() { # buildah leaves its overlay mounts behind
+  grep " $work/" /proc/mounts | awk '{print $2}' | sort -r | xargs -r -n1 umount -l
+  rm -rf "$work"
+}
+trap cleanup EXIT
 mkdir -p "$work/ctx30" "$work/ctx0"
 { echo "FROM $base"; for _ in $(seq 30); do echo "RUN true"; done; } >"$work/ctx30/Dockerfile"
 echo "FROM $base" >"$work/ctx0/Dockerfile"
@@ -29,7 +33,7 @@ python3 - "$work/result.md" <<'PY'
 import re, sys
 rows = [l for l in open(sys.argv[1]) if l.startswith("| `")]
 mean = [float(re.split(r"\s*\|\s*", r)[2].split()[0]) for r in rows]
-unit = 1.0 if " ms " in open(sys.argv[1]).read() else 1000.0
+unit = 1.0 if "[ms]" in open(sys.argv[1]).read() else 1000.0
 o0, b0, o30, b30 = mean
 print(f"per RUN step: ossb {(o30 - o0) * unit / 30:.1f} ms, buildah {(b30 - b0) * unit / 30:.1f} ms")
 PY
