@@ -11,7 +11,10 @@ out=${2:-type=docker,dest=ossb-image.tar}
 target=x86_64-unknown-linux-gnu
 RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked --target "$target" -p ossb-cli
 bin=target/$target/release/ossb
-if ldd "$bin" >/dev/null 2>&1; then echo "build-image: $bin is not static" >&2; exit 1; fi
+# `file` says "static-pie linked" (or "statically linked") for a binary with no loader.
+if ! file "$bin" | grep -qE 'static(-pie)? linked|statically linked'; then
+  echo "build-image: $bin is not static" >&2; exit 1
+fi
 ctx=$(mktemp -d)
 trap 'rm -rf "$ctx"' EXIT
 mkdir -p "$ctx/rootfs/etc/ssl/certs" "$ctx/rootfs/tmp"
