@@ -148,7 +148,15 @@ fn oci_layout_output_is_valid_for_skopeo_and_umoci_with_docker_semantics() {
     assert_eq!(inspect["Digest"], digest.as_str());
     let config = skopeo_inspect(&out, "v1", true);
     let c = &config["config"];
-    assert_eq!(c["Env"], serde_json::json!(["A=1", "B=two words"]));
+    assert_eq!(
+        c["Env"],
+        serde_json::json!([
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "A=1",
+            "B=two words"
+        ]),
+        "scratch starts with BuildKit's default PATH"
+    );
     assert_eq!(c["WorkingDir"], "/app");
     assert_eq!(c["User"], "1000:1000");
     assert_eq!(c["Labels"]["team"], "build");

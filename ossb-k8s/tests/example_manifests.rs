@@ -215,3 +215,76 @@ fn every_example_manifest_is_valid() {
         "basic, multi-arch, auth, secrets and restricted Jobs: {jobs}"
     );
 }
+
+/// Each document deserialises as the typed Kubernetes object of its kind (k8s-openapi, the API
+/// types of Kubernetes 1.33), so field names and value types are the ones the API server takes.
+#[test]
+fn every_manifest_parses_as_its_typed_kubernetes_object() {
+    use k8s_openapi::api::{batch::v1::Job, core::v1::ConfigMap, core::v1::Secret};
+    let mut kinds = BTreeSet::new();
+    for (name, doc) in manifests() {
+        let kind = str_at(&doc, "/kind", &name).to_string();
+        match kind.as_str() {
+            "Job" => {
+                let job: Job = serde_json::from_value(doc.clone())
+                    .unwrap_or_else(|e| panic!("{name}: not a valid batch/v1 Job: {e}"));
+                let spec = job
+                    .spec
+                    .unwrap_or_else(|| panic!("{name}: Job without spec"));
+                let pod = spec
+                    .template
+                    .spec
+                    .unwrap_or_else(|| panic!("{name}: no pod spec"));
+                let ossb = pod
+                    .containers
+                    .iter()
+                    .find(|c| {
+                        c.args
+                            .as_ref()
+                            .is_some_and(|a| a.first().is_some_and(|x| x == "build"))
+                    })
+                    .unwrap_or_else(|| panic!("{name}: no container runs `ossb build`"));
+                let sc = ossb
+                    .security_context
+                    .as_ref()
+                    .unwrap_or_else(|| panic!("{name}: no securityContext"));
+                assert_eq!(sc.allow_privilege_escalation, Some(false), "{name}");
+                let drop = sc
+                    .capabilities
+                    .as_ref()
+                    .and_then(|c| c.drop.clone())
+                    .unwrap_or_default();
+                assert!(
+                    drop.iter().any(|d| d == "ALL"),
+                    "{name}: capabilities drop ALL"
+                );
+            }
+            "ConfigMap" => {
+                let cm: ConfigMap = serde_json::from_value(doc.clone())
+                    .unwrap_or_else(|e| panic!("{name}: not a valid v1 ConfigMap: {e}"));
+                assert!(
+                    cm.data.is_some() || cm.binary_data.is_some(),
+                    "{name}: empty ConfigMap"
+                );
+            }
+            "Secret" => {
+                let secret: Secret = serde_json::from_value(doc.clone())
+                    .unwrap_or_else(|e| panic!("{name}: not a valid v1 Secret: {e}"));
+                assert!(
+                    secret.data.is_some() || secret.string_data.is_some(),
+                    "{name}: empty Secret"
+                );
+            }
+            other => panic!("{name}: unexpected kind {other}"),
+        }
+        kinds.insert(kind);
+    }
+    assert_eq!(
+        kinds,
+        BTreeSet::from([
+            "ConfigMap".to_string(),
+            "Job".to_string(),
+            "Secret".to_string()
+        ])
+    );
+}

@@ -107,9 +107,14 @@ fn progress_sink(mode: ProgressArg, in_pod: bool, platform: &str) -> FanOut {
         ProgressArg::Auto if in_pod && !std::io::stderr().is_terminal() => {
             fan.push(Box::new(ossb_log::sinks::LogEvents))
         }
-        ProgressArg::Plain | ProgressArg::Tty | ProgressArg::Auto => {
-            fan.push(Box::new(ossb_log::sinks::PlainLines::stderr()))
+        // A live view with one line per running step on a terminal; plain lines otherwise.
+        ProgressArg::Tty | ProgressArg::Auto => {
+            match ossb_log::sinks::TerminalView::stderr_if_tty() {
+                Some(view) => fan.push(Box::new(view)),
+                None => fan.push(Box::new(ossb_log::sinks::PlainLines::stderr())),
+            }
         }
+        ProgressArg::Plain => fan.push(Box::new(ossb_log::sinks::PlainLines::stderr())),
     }
     fan
 }

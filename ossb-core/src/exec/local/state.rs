@@ -59,8 +59,16 @@ impl StageState {
 
     /// `FROM scratch`.
     pub fn scratch(platform: &Platform) -> Self {
+        // BuildKit's empty image: working directory `/` and the default PATH.
+        let mut builder = ImageBuilder::scratch(platform);
+        let cfg = &mut builder.config_mut().config;
+        cfg.working_dir = "/".into();
+        if platform.os != "windows" {
+            cfg.env =
+                vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()];
+        }
         StageState {
-            builder: ImageBuilder::scratch(platform),
+            builder,
             index: FsIndex::new(),
             cmd_set: false,
             rootfs: None,
