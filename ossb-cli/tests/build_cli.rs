@@ -4,59 +4,11 @@
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-const OSSB: &str = env!("CARGO_BIN_EXE_ossb");
+mod common;
 
-/// A scratch area: a store, contexts and outputs, removed on drop.
-struct Env {
-    dir: tempfile::TempDir,
-}
-
-impl Env {
-    fn new() -> Env {
-        Env {
-            dir: tempfile::tempdir().expect("tempdir"),
-        }
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
-    }
-
-    /// Write a file below the scratch dir, creating parents.
-    fn write(&self, rel: &str, data: &str) -> PathBuf {
-        let p = self.path(rel);
-        fs::create_dir_all(p.parent().expect("has parent")).expect("mkdir");
-        fs::write(&p, data).expect("write");
-        p
-    }
-
-    /// Run ossb with a private store.
-    fn ossb(&self, args: &[&str]) -> Output {
-        Command::new(OSSB)
-            .args(args)
-            .env("OSSB_ROOT", self.path("store"))
-            .env_remove("SOURCE_DATE_EPOCH")
-            .output()
-            .expect("ossb runs")
-    }
-
-    fn ossb_ok(&self, args: &[&str]) -> String {
-        let out = self.ossb(args);
-        assert!(
-            out.status.success(),
-            "ossb {args:?} failed: {}\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            String::from_utf8_lossy(&out.stdout)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    }
-}
-
-fn tool(name: &str) -> bool {
-    ossb_testkit::require_tool(name)
-}
+use common::{Env, OSSB, busybox_layout, processes_with, tool};
 
 fn skopeo_inspect(layout: &Path, tag: &str, config: bool) -> serde_json::Value {
     let mut cmd = Command::new("skopeo");
@@ -511,23 +463,6 @@ fn docker_archive_loads_into_docker_and_runs() {
     );
 }
 
-/// Build a busybox base into an OCI layout with ossb; returns `oci-layout://DIR:latest`.
-fn busybox_layout(env: &Env) -> String {
-    let base = env.path("bb-ctx");
-    ossb_testkit::busybox_rootfs(&base.join("rootfs")).expect("busybox rootfs");
-    fs::write(base.join("Dockerfile"), "FROM scratch\nCOPY rootfs/ /\n").expect("df");
-    let out = env.path("bb-oci");
-    env.ossb_ok(&[
-        "build",
-        "--progress",
-        "quiet",
-        "--output",
-        &format!("type=oci,dest={}", out.display()),
-        base.to_str().expect("utf8"),
-    ]);
-    format!("oci-layout://{}:latest", out.display())
-}
-
 #[test]
 fn run_steps_change_the_filesystem_and_failures_show_the_output() {
     if !tool("umoci") {
@@ -604,23 +539,6 @@ fn run_steps_change_the_filesystem_and_failures_show_the_output() {
         err.contains("about to fail") && err.contains("details"),
         "the last output lines are shown: {err}"
     );
-}
-
-/// Processes whose command line contains `needle` (from /proc).
-fn processes_with(needle: &str) -> Vec<u32> {
-    fs::read_dir("/proc")
-        .expect("/proc")
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|c| {
-                    String::from_utf8_lossy(&c)
-                        .replace('\0', " ")
-                        .contains(needle)
-                })
-                .unwrap_or(false)
-        })
-        .collect()
 }
 
 #[test]

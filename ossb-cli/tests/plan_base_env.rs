@@ -4,41 +4,14 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-const OSSB: &str = env!("CARGO_BIN_EXE_ossb");
+mod common;
 
-/// A scratch area with a private store, removed on drop.
-struct Env {
-    dir: tempfile::TempDir,
-}
+use common::Env;
 
+/// Helpers only these tests use.
 impl Env {
-    fn new() -> Env {
-        Env {
-            dir: tempfile::tempdir().expect("tempdir"),
-        }
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
-    }
-
-    fn write(&self, rel: &str, data: &str) {
-        let p = self.path(rel);
-        fs::create_dir_all(p.parent().expect("has parent")).expect("mkdir");
-        fs::write(&p, data).expect("write");
-    }
-
-    fn ossb(&self, args: &[&str]) -> Output {
-        Command::new(OSSB)
-            .args(args)
-            .env("OSSB_ROOT", self.path("store"))
-            .env_remove("SOURCE_DATE_EPOCH")
-            .output()
-            .expect("ossb runs")
-    }
-
     /// Build `context` into the OCI layout `dest` (tag `latest`), with extra arguments.
     fn build_oci(&self, context: &str, dest: &str, extra: &[&str]) {
         let out_spec = format!("type=oci,dest={}", self.path(dest).display());

@@ -6,9 +6,11 @@
 //! documented exit codes. `as_uid_1000_without_capabilities` re-runs the `pod_build_` tests
 //! as uid 1000 with no capabilities, like the restricted Job.
 
+mod common;
 #[path = "../../ossb-k8s/tests/volume_layout.rs"]
 mod volume_layout;
 
+use common::processes_with;
 use serde_json::Value;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -621,24 +623,6 @@ fn pod_build_failures_around_the_build_end_with_exit_3_4_and_6_and_the_ca_is_ver
     assert_failed(&run, 4, "Failed");
     assert_no_leak(&bad, &[&run], &wrong);
     assert_no_leak(&bad, &[&run], &password());
-}
-
-/// Processes whose command line contains `needle` (from /proc).
-fn processes_with(needle: &str) -> Vec<u32> {
-    let Ok(dir) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|c| {
-                    String::from_utf8_lossy(&c)
-                        .replace('\0', " ")
-                        .contains(needle)
-                })
-                .unwrap_or(false)
-        })
-        .collect()
 }
 
 /// Re-run the `pod_build_` tests as uid 1000 with no capabilities (like the restricted Job),

@@ -7,53 +7,12 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-const OSSB: &str = env!("CARGO_BIN_EXE_ossb");
+mod common;
 
-/// A scratch area: a store, contexts and outputs, removed on drop.
-struct Env {
-    dir: tempfile::TempDir,
-}
+use common::{Env, busybox_layout};
 
+/// Helpers only these tests use.
 impl Env {
-    fn new() -> Env {
-        Env {
-            dir: tempfile::tempdir().expect("tempdir"),
-        }
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
-    }
-
-    fn write(&self, rel: &str, data: &str) -> PathBuf {
-        let p = self.path(rel);
-        fs::create_dir_all(p.parent().expect("has parent")).expect("mkdir");
-        fs::write(&p, data).expect("write");
-        p
-    }
-
-    fn cmd(&self) -> Command {
-        let mut c = Command::new(OSSB);
-        c.env("OSSB_ROOT", self.path("store"))
-            .env_remove("SOURCE_DATE_EPOCH");
-        c
-    }
-
-    fn ossb(&self, args: &[&str]) -> Output {
-        self.cmd().args(args).output().expect("ossb runs")
-    }
-
-    fn ossb_ok(&self, args: &[&str]) -> String {
-        let out = self.ossb(args);
-        assert!(
-            out.status.success(),
-            "ossb {args:?} failed: {}\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            String::from_utf8_lossy(&out.stdout)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    }
-
     /// Builds context `ctx` into an OCI layout `out` (plain progress); returns the output.
     fn build_oci(&self, ctx: &str, out: &str, extra: &[&str]) -> Output {
         let dest = format!("type=oci,dest={}", self.path(out).display());
@@ -72,23 +31,6 @@ fn ok(out: &Output) {
         String::from_utf8_lossy(&out.stderr),
         String::from_utf8_lossy(&out.stdout)
     );
-}
-
-/// Build a busybox base into an OCI layout with ossb; returns `oci-layout://DIR:latest`.
-fn busybox_layout(env: &Env) -> String {
-    let base = env.path("bb-ctx");
-    ossb_testkit::busybox_rootfs(&base.join("rootfs")).expect("busybox rootfs");
-    fs::write(base.join("Dockerfile"), "FROM scratch\nCOPY rootfs/ /\n").expect("df");
-    let out = env.path("bb-oci");
-    env.ossb_ok(&[
-        "build",
-        "--progress",
-        "quiet",
-        "--output",
-        &format!("type=oci,dest={}", out.display()),
-        base.to_str().expect("utf8"),
-    ]);
-    format!("oci-layout://{}:latest", out.display())
 }
 
 fn json(path: &Path) -> serde_json::Value {
