@@ -23,25 +23,7 @@ fn stderr(out: &Output) -> String {
 /// The BuildKit parser test files, or `None` (after saying why) when the data is missing
 /// outside CI.
 fn parser_dir() -> Option<PathBuf> {
-    let base = std::env::var_os("OSSB_CONFORMANCE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../shared/conformance"
-            ))
-        });
-    let dir = base.join("buildkit/frontend/dockerfile/parser");
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "conformance data missing at {}",
-        dir.display()
-    );
-    println!("skip: conformance data not found at {}", dir.display());
-    None
+    ossb_testkit::conformance_path("buildkit/frontend/dockerfile/parser")
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {

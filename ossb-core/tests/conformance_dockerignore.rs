@@ -1,7 +1,5 @@
 //! moby/patternmatcher conformance: every section of `patternmatcher_cases.json`.
 
-use std::path::PathBuf;
-
 use ossb_core::dockerignore::{
     MatchInfo, MatchType, PatternError, PatternMatcher, clean_path, read_ignore_file,
     simple_matches,
@@ -10,24 +8,7 @@ use serde_json::Value;
 
 /// The parsed case file, or `None` (after printing why) when the data is missing.
 fn cases() -> Option<Value> {
-    let dir = std::env::var_os("OSSB_CONFORMANCE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../shared/conformance"
-            ))
-        });
-    let file = dir.join("patternmatcher/patternmatcher_cases.json");
-    if !file.is_file() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "conformance data missing at {}",
-            file.display()
-        );
-        eprintln!("skipping: conformance data not found at {}", file.display());
-        return None;
-    }
+    let file = ossb_testkit::conformance_path("patternmatcher/patternmatcher_cases.json")?;
     let text = std::fs::read_to_string(&file).expect("readable case file");
     Some(serde_json::from_str(&text).expect("valid JSON"))
 }

@@ -13,30 +13,11 @@ use ossb_core::plan::ports::{parse_port_spec, parse_port_specs};
 use ossb_core::plan::{Instruction, PlanOptions, parse_instruction, plan};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 fn load() -> Option<Value> {
-    let base = std::env::var_os("OSSB_CONFORMANCE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../shared/conformance"
-            ))
-        });
-    let path = base.join("buildkit/extracted/instructions_cases.json");
-    match std::fs::read_to_string(&path) {
-        Ok(t) => Some(serde_json::from_str(&t).expect("instructions_cases.json is valid JSON")),
-        Err(e) => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "conformance data missing at {}: {e}",
-                path.display()
-            );
-            eprintln!("skip: conformance data missing at {}: {e}", path.display());
-            None
-        }
-    }
+    let path = ossb_testkit::conformance_path("buildkit/extracted/instructions_cases.json")?;
+    let text = std::fs::read_to_string(&path).expect("readable instructions_cases.json");
+    Some(serde_json::from_str(&text).expect("instructions_cases.json is valid JSON"))
 }
 
 fn s(v: &Value) -> &str {

@@ -15,25 +15,7 @@ use serde_json::Value;
 /// The BuildKit conformance directory, or `None` (after printing why) when it is missing and
 /// not running in CI.
 fn buildkit_dir() -> Option<PathBuf> {
-    let base = std::env::var_os("OSSB_CONFORMANCE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../shared/conformance"
-            ))
-        });
-    let dir = base.join("buildkit");
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "conformance data missing at {}",
-        dir.display()
-    );
-    println!("skip: conformance data not found at {}", dir.display());
-    None
+    ossb_testkit::conformance_path("buildkit")
 }
 
 fn parser_dir(dir: &Path) -> PathBuf {

@@ -8,24 +8,7 @@ use serde_json::Value;
 
 /// The conformance directory, or `None` (after printing why) when the data is missing.
 fn conformance_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("OSSB_CONFORMANCE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../shared/conformance"
-            ))
-        });
-    if dir.join("buildkit").is_dir() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "conformance data missing at {}",
-        dir.display()
-    );
-    eprintln!("skipping: conformance data not found at {}", dir.display());
-    None
+    ossb_testkit::conformance_path("buildkit").and_then(|p| p.parent().map(PathBuf::from))
 }
 
 fn read(rel: &str) -> Option<String> {

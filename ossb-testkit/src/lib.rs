@@ -6,10 +6,12 @@
 //!   is set, in which case a missing tool fails the test;
 //! * [`busybox_rootfs`]: a minimal root filesystem made from the static busybox binary.
 
+mod conformance;
 mod registry;
 mod rootfs;
 mod tools;
 
+pub use conformance::conformance_path;
 pub use registry::{Registry, RegistryStartError};
 pub use rootfs::{BUSYBOX_APPLETS, busybox_rootfs};
 pub use tools::{find_tool, require_real, require_tool};
