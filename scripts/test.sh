@@ -33,3 +33,8 @@ if [ "$(id -u)" = 0 ]; then
   # Each as root and as uid 1000 with no capabilities and no subuid range.
   scripts/workloads.sh --as-user 1000 run-heavy multi-stage
 fi
+
+if [ "$(id -u)" = 0 ]; then
+  echo "== acceptance in real restricted Docker containers (skipped without a Docker Engine)"
+  tests/docker-acceptance.sh --table target/docker-acceptance/table.md
+fi

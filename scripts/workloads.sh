@@ -9,6 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
+. scripts/lib/harness.sh
 bench=${OSSB_BENCH_DIR:-$root/../shared/bench}
 ossb=$root/target/debug/ossb
 as_user=""
@@ -31,32 +32,11 @@ reg_pid=""
 cleanup() { [ -n "$reg_pid" ] && kill "$reg_pid" 2>/dev/null; rm -rf "$state"; }
 trap cleanup EXIT
 
-# A registry on a free loopback port.
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-mkdir -p "$state/registry"
-cat >"$state/registry/config.yml" <<YML
-version: 0.1
-storage: { filesystem: { rootdirectory: $state/registry/data }, delete: { enabled: true } }
-http: { addr: 127.0.0.1:$port }
-YML
-env -i /usr/bin/docker-registry serve "$state/registry/config.yml" >"$state/registry/log" 2>&1 &
-reg_pid=$!
-for _ in $(seq 50); do curl -fs "http://127.0.0.1:$port/v2/" >/dev/null && break; sleep 0.1; done
-reg=127.0.0.1:$port
-
+harness_start_registry "$state"
+reg_pid=$REG_PID
+reg=$REG
 # The busybox base, made and pushed by ossb itself (no network, no other builder).
-base_ctx=$state/base
-mkdir -p "$base_ctx/rootfs/bin" "$base_ctx/rootfs/etc" "$base_ctx/rootfs/tmp" "$base_ctx/rootfs/root" \
-  "$base_ctx/rootfs/home" "$base_ctx/rootfs/var/tmp"
-cp /bin/busybox "$base_ctx/rootfs/bin/busybox"
-for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -s busybox "$base_ctx/rootfs/bin/$a"; done
-printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' >"$base_ctx/rootfs/etc/passwd"
-printf 'root:x:0:\nnogroup:x:65534:\n' >"$base_ctx/rootfs/etc/group"
-printf 'hosts: files dns\n' >"$base_ctx/rootfs/etc/nsswitch.conf"
-chmod 1777 "$base_ctx/rootfs/tmp" "$base_ctx/rootfs/var/tmp"
-printf 'FROM scratch\nCOPY rootfs/ /\nCMD ["/bin/sh"]\n' >"$base_ctx/Dockerfile"
-OSSB_ROOT=$state/store-base "$ossb" build --progress quiet --source-date-epoch 1700000000 --push \
-  -t "$reg/base/busybox:latest" "$base_ctx" >/dev/null
+harness_push_base "$ossb" "$state" "$reg/base/busybox:latest"
 
 passed=0 failed=0
 run_one() { # WORKLOAD LABEL [setpriv args...]
@@ -74,11 +54,7 @@ run_one() { # WORKLOAD LABEL [setpriv args...]
     echo "  FAIL build ($label); last lines:"; tail -15 "$home/build.log" | sed 's/^/    /'
     failed=$((failed+1)); return
   fi
-  local v=$state/validate-$label-$w
-  mkdir -p "$v"
-  skopeo copy -q --src-tls-verify=false "docker://$ref" "oci:$v/oci:x"
-  umoci unpack --image "$v/oci:x" "$v/bundle" >/dev/null
-  if bash "$bench/validate.sh" "$w" "$v/bundle/rootfs" "$ctx"; then
+  if harness_validate "$bench" "$w" "$ref" "$ctx" "$state/validate-$label-$w"; then
     echo "  VALID ($label)"; passed=$((passed+1))
   else
     echo "  INVALID ($label)"; failed=$((failed+1))
