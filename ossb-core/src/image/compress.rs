@@ -8,6 +8,9 @@ pub mod pgzip;
 
 pub use pgzip::ParallelGzip;
 
+/// Inputs at least this large are zstd-compressed on several workers.
+pub const ZSTD_MT_MIN: u64 = 4 << 20;
+
 /// How a layer is compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
@@ -52,13 +55,30 @@ impl Compression {
 
     /// Wraps `inner` in a compressing writer using up to `threads` threads.
     pub fn writer<W: Write>(&self, inner: W, threads: usize) -> io::Result<CompressWriter<W>> {
+        self.writer_sized(inner, threads, None)
+    }
+
+    /// Like [`Compression::writer`], told roughly how many bytes will be written: zstd uses
+    /// `threads` workers only for inputs of at least [`ZSTD_MT_MIN`] bytes (or of unknown
+    /// size), where the worker hand-off pays for itself. The output is one ordinary zstd frame
+    /// either way, readable by `zstd -d` and every OCI tool.
+    pub fn writer_sized<W: Write>(
+        &self,
+        inner: W,
+        threads: usize,
+        size_hint: Option<u64>,
+    ) -> io::Result<CompressWriter<W>> {
         Ok(match *self {
             Compression::None => CompressWriter::Plain(inner),
             Compression::Gzip { level } => {
                 CompressWriter::Gzip(Box::new(ParallelGzip::new(inner, level.min(9), threads)))
             }
             Compression::Zstd { level } => {
-                let enc = zstd::stream::write::Encoder::new(inner, level)?;
+                let mut enc = zstd::stream::write::Encoder::new(inner, level)?;
+                let large = size_hint.is_none_or(|n| n >= ZSTD_MT_MIN);
+                if threads > 1 && large {
+                    enc.multithread(threads.min(64) as u32)?;
+                }
                 CompressWriter::Zstd(Box::new(enc))
             }
         })
