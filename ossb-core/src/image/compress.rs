@@ -130,3 +130,28 @@ impl<W: Write> Write for CompressWriter<W> {
 pub fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn large_zstd_inputs_compress_on_workers_into_one_decodable_stream() {
+        // Above the threshold, in pieces, like the tar writer hands them over.
+        let data: Vec<u8> = (0..(ZSTD_MT_MIN as usize + 1_000_000))
+            .map(|i| (i % 251) as u8 ^ (i / 4096) as u8)
+            .collect();
+        for (threads, hint) in [(4, Some(data.len() as u64)), (1, None), (4, Some(10))] {
+            let mut w = Compression::Zstd { level: 3 }
+                .writer_sized(Vec::new(), threads, hint)
+                .expect("encoder");
+            for chunk in data.chunks(100_000) {
+                w.write_all(chunk).expect("write");
+            }
+            let compressed = w.finish().expect("finish");
+            assert!(compressed.len() < data.len() / 4, "it compresses");
+            let back = zstd::stream::decode_all(compressed.as_slice()).expect("decodes");
+            assert!(back == data, "{threads} threads, hint {hint:?}: round trip");
+        }
+    }
+}
