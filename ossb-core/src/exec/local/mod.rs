@@ -534,6 +534,13 @@ impl LocalBackend {
             steps: stats.steps.lock().map(|s| s.clone()).unwrap_or_default(),
         };
         outputs::deliver(&ctx, &image, &tags, &mut outcome)?;
+        // Imported records whose blobs this build fetched become the store's own, so the next
+        // build hits without --cache-from.
+        for (key, record) in ctx.used.lock().map(|u| u.clone()).unwrap_or_default() {
+            if store.has(&record.digest) && ctx.cache.get(&key, &store).is_none() {
+                ctx.cache.put(&key, &record);
+            }
+        }
         for target in &request.cache_to {
             let records = match target.mode {
                 crate::backend::CacheMode::Min => final_state.chain.clone(),
