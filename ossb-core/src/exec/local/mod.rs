@@ -728,12 +728,18 @@ fn build_stage(
     });
     let mut state = match &stage.base {
         StageBase::Scratch => StageState::scratch(ctx.fetcher.platform),
-        StageBase::Stage(i) => done.get(i).cloned().ok_or_else(|| {
-            Error::new(
-                ExitCode::General,
-                format!("stage {i} was not built before stage {index}"),
-            )
-        })?,
+        StageBase::Stage(i) => {
+            let mut state = done.get(i).cloned().ok_or_else(|| {
+                Error::new(
+                    ExitCode::General,
+                    format!("stage {i} was not built before stage {index}"),
+                )
+            })?;
+            // RUN steps fold their changes into the unpacked filesystem: a stage built on
+            // another unpacks its own, or siblings would see each other's changes.
+            state.rootfs = None;
+            state
+        }
         StageBase::Image(name) => {
             let mut state = match base_images.get(name) {
                 Some(image) => StageState::from_image(ctx.store, image)?,
