@@ -282,13 +282,22 @@ fn a_local_cache_round_trips_and_records_past_the_ttl_are_not_used() {
     );
     assert!(dir.join("index.json").is_file() && dir.join("oci-layout").is_file());
 
-    // Within the TTL: a fresh store hits every step and makes the same image.
-    let (again, hits, _) = build(
+    // Within the TTL: a fresh store hits every step and makes the same image; a second,
+    // missing cache only warns.
+    let (again, hits, stderr) = build(
         &env.path("store-b"),
         &ctx,
         &env.path("m2.json"),
-        &["--cache-from", &spec_from, "--cache-ttl", "1h"],
+        &[
+            "--cache-from",
+            &format!("type=local,src={}", env.path("missing").display()),
+            "--cache-from",
+            &spec_from,
+            "--cache-ttl",
+            "1h",
+        ],
     );
+    assert!(stderr.contains("cannot read the cache"), "{stderr}");
     assert_eq!(
         (again.as_str(), hits["cache_hits"].as_u64()),
         (digest.as_str(), Some(3))
