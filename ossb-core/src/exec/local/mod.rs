@@ -470,11 +470,12 @@ impl LocalBackend {
             stat_cache: cache::StatCache::load(store.root()),
             no_cache: request.no_cache,
             no_cache_stages: Default::default(),
-            imported: cache_io::Imported::load(
-                &request.cache_from,
-                self.registry.as_deref(),
-                progress,
-            ),
+            // `--no-cache` looks nothing up: do not fetch what would not be read.
+            imported: if request.no_cache {
+                cache_io::Imported::default()
+            } else {
+                cache_io::Imported::load(&request.cache_from, self.registry.as_deref(), progress)
+            },
             cache_ttl: request.cache_ttl,
             now: cache::now_secs(),
             used: Default::default(),
