@@ -165,9 +165,25 @@ pub struct BuildArgs {
     /// Labels to add to the image (`KEY=VALUE`).
     #[arg(long = "label", value_name = "KEY=VALUE")]
     pub labels: Vec<String>,
-    /// Do not use the cache.
+    /// Do not use the cache (every step runs; the results are still recorded).
     #[arg(long)]
     pub no_cache: bool,
+    /// Ignore the cache for these stages only (`AS` names or indexes); repeatable.
+    #[arg(long = "no-cache-filter", value_name = "STAGE[,STAGE]")]
+    pub no_cache_filter: Vec<String>,
+    /// Also use this exported cache: `type=registry,ref=REGISTRY/REPO[:TAG]` or
+    /// `type=local,src=DIR`; repeatable. An unreadable cache is a warning, not an error.
+    #[arg(long = "cache-from", value_name = "SPEC")]
+    pub cache_from: Vec<String>,
+    /// Export the build cache after the build: `type=registry,ref=REGISTRY/REPO[:TAG]` or
+    /// `type=local,dest=DIR`, with `mode=min` (the final image's steps, the default) or
+    /// `mode=max` (every stage's steps); repeatable. A failed export exits with code 3.
+    #[arg(long = "cache-to", value_name = "SPEC")]
+    pub cache_to: Vec<String>,
+    /// Cache records older than this are neither used nor exported (Go duration: `24h`,
+    /// `168h`).
+    #[arg(long = "cache-ttl", value_name = "DURATION", env = "OSSB_CACHE_TTL")]
+    pub cache_ttl: Option<String>,
     /// Output destination (`type=oci,dest=DIR`, `type=docker,dest=FILE`, `type=registry`).
     #[arg(short = 'o', long = "output", value_name = "SPEC")]
     pub outputs: Vec<String>,

@@ -846,3 +846,29 @@ fn independent_stages_run_together_and_a_failure_cancels_the_others() {
     // Both stages had started: the slow one's RUN appears in the progress before the failure.
     assert!(err.contains(&marker), "{err}");
 }
+
+#[test]
+fn stages_built_from_one_stage_do_not_see_each_others_run_changes() {
+    let env = Env::new();
+    let base = busybox_layout(&env);
+    env.write(
+        "fork/Dockerfile",
+        &format!(
+            "FROM {base} AS deps\nRUN echo deps > /deps\n\
+             FROM deps AS a\nRUN echo a > /a\n\
+             FROM deps AS b\nRUN test -e /deps && test ! -e /a && echo b > /b\n\
+             FROM b\nCOPY --from=a /a /a\nRUN test -e /a && test -e /b\n"
+        ),
+    );
+    for jobs in ["1", "2"] {
+        env.ossb_ok(&[
+            "build",
+            "--progress",
+            "quiet",
+            "--no-cache",
+            "--jobs",
+            jobs,
+            env.path("fork").to_str().expect("utf8"),
+        ]);
+    }
+}

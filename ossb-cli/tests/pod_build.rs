@@ -408,6 +408,12 @@ fn pod_build_pushes_to_the_tls_registry_and_reports_status_progress_and_logs() {
     assert_eq!(result["success"], true);
     assert!(result["operations"].as_u64().is_some_and(|n| n >= 4), "{s}");
     assert!(result["cache_hits"].is_u64(), "{s}");
+    // A cold build reads the base and the context and writes its layers.
+    assert!(result["bytes_read"].as_u64().is_some_and(|n| n > 0), "{s}");
+    assert!(
+        result["bytes_written"].as_u64().is_some_and(|n| n > 0),
+        "{s}"
+    );
     assert!(
         result["duration"]
             .as_str()

@@ -95,6 +95,115 @@ impl Output {
     }
 }
 
+/// Where an exported build cache lives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum CacheLocation {
+    /// A registry repository and tag (`type=registry,ref=REPO[:TAG]`).
+    Registry(String),
+    /// An OCI layout directory (`type=local,dest=DIR` / `type=local,src=DIR`).
+    Local(PathBuf),
+}
+
+/// Which steps a cache export holds (buildx's `mode=`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub enum CacheMode {
+    /// Only the steps of the stages the final image is made of (the default).
+    #[default]
+    Min,
+    /// The steps of every stage the build ran, intermediate stages included.
+    Max,
+}
+
+/// `--cache-to`: export the build cache after the build.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CacheExport {
+    /// Where to.
+    pub location: CacheLocation,
+    /// Which steps.
+    pub mode: CacheMode,
+}
+
+/// `--cache-from`: a build cache to use besides the local one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CacheImport {
+    /// Where from.
+    pub location: CacheLocation,
+}
+
+/// The `key=value` fields of a buildx-style spec, keys lower-cased.
+fn spec_fields(
+    spec: &str,
+    bad: &dyn Fn(String) -> Error,
+) -> Result<BTreeMap<String, String>, Error> {
+    let mut fields = BTreeMap::new();
+    for part in spec.split(',') {
+        let (k, v) = part
+            .split_once('=')
+            .ok_or_else(|| bad(format!("{part:?} is not key=value")))?;
+        fields.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+    }
+    Ok(fields)
+}
+
+/// The location of a cache spec: `type=registry,ref=…` or `type=local,<dir_key>=DIR`.
+fn cache_location(
+    fields: &BTreeMap<String, String>,
+    dir_key: &str,
+    bad: &dyn Fn(String) -> Error,
+) -> Result<CacheLocation, Error> {
+    let non_empty = |k: &str| fields.get(k).filter(|v| !v.is_empty()).cloned();
+    match fields.get("type").map(String::as_str) {
+        Some("registry") => non_empty("ref")
+            .map(CacheLocation::Registry)
+            .ok_or_else(|| bad("type=registry needs ref=REGISTRY/REPOSITORY[:TAG]".into())),
+        Some("local") => non_empty(dir_key)
+            .map(|d| CacheLocation::Local(d.into()))
+            .ok_or_else(|| bad(format!("type=local needs {dir_key}=DIR"))),
+        Some(other) => Err(bad(format!(
+            "unknown type {other:?} (supported: registry, local)"
+        ))),
+        None => Err(bad(
+            "missing type= (for example type=registry,ref=registry.example/app/cache)".into(),
+        )),
+    }
+}
+
+impl CacheExport {
+    /// Parse `type=registry,ref=REPO[:TAG][,mode=min|max]` or `type=local,dest=DIR[,mode=…]`.
+    pub fn parse(spec: &str) -> Result<CacheExport, Error> {
+        let bad = |why: String| {
+            Error::new(
+                ExitCode::Configuration,
+                format!("invalid --cache-to {spec:?}: {why}"),
+            )
+        };
+        let fields = spec_fields(spec, &bad)?;
+        let location = cache_location(&fields, "dest", &bad)?;
+        let mode = match fields.get("mode").map(String::as_str) {
+            None | Some("min") => CacheMode::Min,
+            Some("max") => CacheMode::Max,
+            Some(other) => return Err(bad(format!("mode={other}: use mode=min or mode=max"))),
+        };
+        Ok(CacheExport { location, mode })
+    }
+}
+
+impl CacheImport {
+    /// Parse `type=registry,ref=REPO[:TAG]` or `type=local,src=DIR`.
+    pub fn parse(spec: &str) -> Result<CacheImport, Error> {
+        let bad = |why: String| {
+            Error::new(
+                ExitCode::Configuration,
+                format!("invalid --cache-from {spec:?}: {why}"),
+            )
+        };
+        let fields = spec_fields(spec, &bad)?;
+        Ok(CacheImport {
+            location: cache_location(&fields, "src", &bad)?,
+        })
+    }
+}
+
 /// A build secret for `RUN --mount=type=secret` (`--secret id=ID,src=PATH|env=VAR`).
 #[derive(Clone, PartialEq, Eq)]
 pub struct SecretSource {
@@ -147,6 +256,14 @@ pub struct BuildRequest {
     pub outputs: Vec<Output>,
     /// Ignore the cache.
     pub no_cache: bool,
+    /// `--no-cache-filter`: stages (by name, or index as a number) that ignore the cache.
+    pub no_cache_filter: Vec<String>,
+    /// `--cache-from`: caches to use besides the store's own.
+    pub cache_from: Vec<CacheImport>,
+    /// `--cache-to`: where to export the cache after the build.
+    pub cache_to: Vec<CacheExport>,
+    /// `--cache-ttl`: cache records older than this are neither used nor exported.
+    pub cache_ttl: Option<std::time::Duration>,
     /// `SOURCE_DATE_EPOCH`: clamp timestamps for reproducible digests.
     pub source_date_epoch: Option<i64>,
     /// Named build contexts (`--build-context name=value`).
@@ -173,6 +290,10 @@ impl BuildRequest {
             labels: BTreeMap::new(),
             outputs: Vec::new(),
             no_cache: false,
+            no_cache_filter: Vec::new(),
+            cache_from: Vec::new(),
+            cache_to: Vec::new(),
+            cache_ttl: None,
             source_date_epoch: None,
             build_contexts: BTreeMap::new(),
             secrets: Vec::new(),
@@ -195,6 +316,27 @@ pub struct BuildOutcome {
     pub operations: usize,
     /// Steps served from the cache.
     pub cache_hits: usize,
+    /// Bytes read: build context files and base or cached layer blobs.
+    pub bytes_read: u64,
+    /// Bytes of layer blobs written to the store.
+    pub bytes_written: u64,
+    /// How long each step took, in the order they finished.
+    pub steps: Vec<StepTiming>,
+}
+
+/// The time one step took.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StepTiming {
+    /// The stage's index in the Dockerfile.
+    pub stage: usize,
+    /// The step within the stage (0 is `FROM`).
+    pub step: usize,
+    /// The instruction as written (after expansion).
+    pub instruction: String,
+    /// Served from the cache.
+    pub cache_hit: bool,
+    /// Wall time in milliseconds.
+    pub millis: u64,
 }
 
 /// Runs builds. `ossb-core` has the local backend; `ossb-k8s` sends builds to a cluster.
@@ -250,6 +392,43 @@ mod tests {
             assert_eq!(err.exit_code(), ExitCode::Configuration);
             assert!(err.to_string().contains(needle), "{spec}: {err}");
         }
+    }
+
+    #[test]
+    fn cache_specs_parse_like_buildx_and_mistakes_say_why() {
+        assert_eq!(
+            CacheExport::parse("type=registry,ref=r.example/app/cache:v1,mode=max").expect("valid"),
+            CacheExport {
+                location: CacheLocation::Registry("r.example/app/cache:v1".into()),
+                mode: CacheMode::Max
+            }
+        );
+        assert_eq!(
+            CacheExport::parse("type=local,dest=/tmp/c").expect("valid"),
+            CacheExport {
+                location: CacheLocation::Local("/tmp/c".into()),
+                mode: CacheMode::Min
+            }
+        );
+        assert_eq!(
+            CacheImport::parse("type=local,src=/tmp/c").expect("valid"),
+            CacheImport {
+                location: CacheLocation::Local("/tmp/c".into())
+            }
+        );
+        for (spec, needle) in [
+            ("type=registry", "ref="),
+            ("type=local,src=x", "dest=DIR"),
+            ("type=registry,ref=x,mode=all", "mode=min or mode=max"),
+            ("type=gha", "unknown type"),
+            ("ref=x", "missing type"),
+        ] {
+            let err = CacheExport::parse(spec).expect_err(spec);
+            assert_eq!(err.exit_code(), ExitCode::Configuration);
+            assert!(err.to_string().contains(needle), "{spec}: {err}");
+        }
+        let err = CacheImport::parse("type=local,dest=x").expect_err("needs src");
+        assert!(err.to_string().contains("src=DIR"), "{err}");
     }
 
     #[test]

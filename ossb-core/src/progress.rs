@@ -107,6 +107,10 @@ pub enum ProgressEvent {
         operations: usize,
         /// Steps served from the cache.
         cache_hits: usize,
+        /// Bytes read: build context files and base or cached layer blobs.
+        bytes_read: u64,
+        /// Bytes of layer blobs written to the store.
+        bytes_written: u64,
         /// Total wall time.
         #[serde(with = "duration_secs")]
         duration: Duration,

@@ -94,6 +94,8 @@ fn success_goes_pending_running_succeeded_with_the_build_result() {
         digest: Some("sha256:abc".into()),
         operations: 15,
         cache_hits: 8,
+        bytes_read: 2048,
+        bytes_written: 1024,
         duration: Duration::from_secs(45),
         error: None,
     });
@@ -112,7 +114,7 @@ fn success_goes_pending_running_succeeded_with_the_build_result() {
     assert_eq!(json["progress"], 100.0);
     assert_eq!(
         json["build_result"],
-        serde_json::json!({"success": true, "operations": 15, "cache_hits": 8, "duration": "45s", "digest": "sha256:abc"})
+        serde_json::json!({"success": true, "operations": 15, "cache_hits": 8, "bytes_read": 2048, "bytes_written": 1024, "duration": "45s", "digest": "sha256:abc"})
     );
     assert!(chrono::DateTime::parse_from_rfc3339(&rec.timestamp).is_ok());
     assert_eq!(rec.exit_code, Some(0));

@@ -3,7 +3,8 @@
 use super::{parse_build_args, parse_key_values};
 use crate::args::{BuildArgs, ProgressArg};
 use ossb_core::backend::{
-    BuildBackend, BuildRequest, DockerfileSource, Output, SecretFrom, SecretSource,
+    BuildBackend, BuildRequest, CacheExport, CacheImport, DockerfileSource, Output, SecretFrom,
+    SecretSource,
 };
 use ossb_core::exec::local::LocalBackend;
 use ossb_core::progress::{FanOut, ProgressSink};
@@ -52,6 +53,34 @@ pub fn request(args: &BuildArgs) -> Result<BuildRequest, Error> {
         .collect();
     req.labels = parse_key_values("--label", &args.labels)?;
     req.no_cache = args.no_cache;
+    req.no_cache_filter = args.no_cache_filter.clone();
+    req.cache_from = args
+        .cache_from
+        .iter()
+        .map(|s| CacheImport::parse(s))
+        .collect::<Result<_, _>>()?;
+    req.cache_to = args
+        .cache_to
+        .iter()
+        .map(|s| CacheExport::parse(s))
+        .collect::<Result<_, _>>()?;
+    req.cache_ttl = match &args.cache_ttl {
+        Some(t) => {
+            let ns = ossb_core::plan::duration::parse_go_duration(t)
+                .ok()
+                .filter(|ns| *ns > 0)
+                .ok_or_else(|| {
+                    Error::new(
+                        ExitCode::Configuration,
+                        format!(
+                            "invalid --cache-ttl {t:?}: use a positive Go duration like 24h or 168h"
+                        ),
+                    )
+                })?;
+            Some(std::time::Duration::from_nanos(ns as u64))
+        }
+        None => None,
+    };
     req.outputs = args
         .outputs
         .iter()

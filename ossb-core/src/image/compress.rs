@@ -8,6 +8,9 @@ pub mod pgzip;
 
 pub use pgzip::ParallelGzip;
 
+/// Inputs at least this large are zstd-compressed on several workers.
+pub const ZSTD_MT_MIN: u64 = 4 << 20;
+
 /// How a layer is compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
@@ -52,13 +55,30 @@ impl Compression {
 
     /// Wraps `inner` in a compressing writer using up to `threads` threads.
     pub fn writer<W: Write>(&self, inner: W, threads: usize) -> io::Result<CompressWriter<W>> {
+        self.writer_sized(inner, threads, None)
+    }
+
+    /// Like [`Compression::writer`], told roughly how many bytes will be written: zstd uses
+    /// `threads` workers only for inputs of at least [`ZSTD_MT_MIN`] bytes (or of unknown
+    /// size), where the worker hand-off pays for itself. The output is one ordinary zstd frame
+    /// either way, readable by `zstd -d` and every OCI tool.
+    pub fn writer_sized<W: Write>(
+        &self,
+        inner: W,
+        threads: usize,
+        size_hint: Option<u64>,
+    ) -> io::Result<CompressWriter<W>> {
         Ok(match *self {
             Compression::None => CompressWriter::Plain(inner),
             Compression::Gzip { level } => {
                 CompressWriter::Gzip(Box::new(ParallelGzip::new(inner, level.min(9), threads)))
             }
             Compression::Zstd { level } => {
-                let enc = zstd::stream::write::Encoder::new(inner, level)?;
+                let mut enc = zstd::stream::write::Encoder::new(inner, level)?;
+                let large = size_hint.is_none_or(|n| n >= ZSTD_MT_MIN);
+                if threads > 1 && large {
+                    enc.multithread(threads.min(64) as u32)?;
+                }
                 CompressWriter::Zstd(Box::new(enc))
             }
         })
@@ -109,4 +129,29 @@ impl<W: Write> Write for CompressWriter<W> {
 /// A sensible default thread count for compression: the available parallelism.
 pub fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn large_zstd_inputs_compress_on_workers_into_one_decodable_stream() {
+        // Above the threshold, in pieces, like the tar writer hands them over.
+        let data: Vec<u8> = (0..(ZSTD_MT_MIN as usize + 1_000_000))
+            .map(|i| (i % 251) as u8 ^ (i / 4096) as u8)
+            .collect();
+        for (threads, hint) in [(4, Some(data.len() as u64)), (1, None), (4, Some(10))] {
+            let mut w = Compression::Zstd { level: 3 }
+                .writer_sized(Vec::new(), threads, hint)
+                .expect("encoder");
+            for chunk in data.chunks(100_000) {
+                w.write_all(chunk).expect("write");
+            }
+            let compressed = w.finish().expect("finish");
+            assert!(compressed.len() < data.len() / 4, "it compresses");
+            let back = zstd::stream::decode_all(compressed.as_slice()).expect("decodes");
+            assert!(back == data, "{threads} threads, hint {hint:?}: round trip");
+        }
+    }
 }

@@ -71,9 +71,17 @@ impl LayerInfo {
 /// compression, blob hash) and returns its digests and sizes.
 pub fn write_layer(store: &Store, entries: Vec<Entry>, opts: &LayerOptions) -> Result<LayerInfo> {
     let blob = store.blob_writer()?;
+    // File contents dominate a layer's size; the hint picks multi-threaded zstd for big ones.
+    let size_hint: u64 = entries
+        .iter()
+        .map(|e| match &e.kind {
+            EntryKind::File { size, .. } => *size,
+            _ => 0,
+        })
+        .sum();
     let comp = opts
         .compression
-        .writer(blob, opts.threads)
+        .writer_sized(blob, opts.threads, Some(size_hint))
         .map_err(|e| ImageError::Stream {
             what: "layer",
             source: e,

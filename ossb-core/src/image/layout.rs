@@ -285,7 +285,8 @@ pub fn import_layout(
     Ok(target)
 }
 
-fn import_blob(store: &Store, dir: &Path, desc: &Descriptor) -> Result<()> {
+/// Copies the blob `desc` of the layout in `dir` into `store` (verified), unless it is there.
+pub fn import_blob(store: &Store, dir: &Path, desc: &Descriptor) -> Result<()> {
     if store.has(&desc.digest) {
         return Ok(());
     }

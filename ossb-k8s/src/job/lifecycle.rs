@@ -324,6 +324,8 @@ impl JobLifecycleManager {
             success,
             operations: summary.operations,
             cache_hits: summary.cache_hits,
+            bytes_read: summary.bytes_read,
+            bytes_written: summary.bytes_written,
             duration: format_duration(summary.duration.unwrap_or(elapsed)),
             digest: if success { summary.digest } else { None },
         });

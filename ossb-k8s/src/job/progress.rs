@@ -11,6 +11,8 @@ use std::time::Duration;
 pub(crate) struct Summary {
     pub(crate) operations: usize,
     pub(crate) cache_hits: usize,
+    pub(crate) bytes_read: u64,
+    pub(crate) bytes_written: u64,
     pub(crate) duration: Option<Duration>,
     pub(crate) digest: Option<String>,
 }
@@ -34,6 +36,8 @@ impl Tracker {
         self.summary.clone().unwrap_or(Summary {
             operations: self.operations,
             cache_hits: self.cache_hits,
+            bytes_read: 0,
+            bytes_written: 0,
             duration: None,
             digest: None,
         })
@@ -144,6 +148,8 @@ impl ProgressSink for StatusProgress {
                 success,
                 operations,
                 cache_hits,
+                bytes_read,
+                bytes_written,
                 duration,
                 digest,
                 ..
@@ -157,6 +163,8 @@ impl ProgressSink for StatusProgress {
                 t.summary = Some(Summary {
                     operations,
                     cache_hits,
+                    bytes_read: *bytes_read,
+                    bytes_written: *bytes_written,
                     duration: Some(*duration),
                     digest: digest.clone(),
                 });

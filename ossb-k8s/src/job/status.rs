@@ -69,6 +69,10 @@ impl fmt::Display for FailedStep {
     }
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 /// The summary of a finished build.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BuildResult {
@@ -78,6 +82,12 @@ pub struct BuildResult {
     pub operations: usize,
     /// Steps served from the cache.
     pub cache_hits: usize,
+    /// Bytes read: build context files and base or cached layer blobs (left out when 0).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub bytes_read: u64,
+    /// Bytes of layer blobs written to the store (left out when 0).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub bytes_written: u64,
     /// Wall time, like `45s` or `2m5s`.
     pub duration: String,
     /// The image digest on success.

@@ -97,6 +97,8 @@ impl ProgressSink for LogEvents {
                 digest,
                 operations,
                 cache_hits,
+                bytes_read,
+                bytes_written,
                 duration,
                 error,
             } => {
@@ -106,6 +108,8 @@ impl ProgressSink for LogEvents {
                         digest = digest.as_deref().unwrap_or(""),
                         operations = *operations as u64,
                         cache_hits = *cache_hits as u64,
+                        bytes_read = *bytes_read,
+                        bytes_written = *bytes_written,
                         duration_s = duration.as_secs_f64(),
                         "build completed"
                     )

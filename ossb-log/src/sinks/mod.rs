@@ -69,13 +69,17 @@ pub fn describe(event: &ProgressEvent) -> Option<String> {
             duration,
             operations,
             cache_hits,
+            bytes_read,
+            bytes_written,
             ..
         } => format!(
-            "build finished in {:.2}s: {} ({} operations, {} cached)",
+            "build finished in {:.2}s: {} ({} operations, {} cached, {} read, {} written)",
             duration.as_secs_f64(),
             digest.as_deref().unwrap_or("-"),
             operations,
-            cache_hits
+            cache_hits,
+            terminal::format_bytes(*bytes_read),
+            terminal::format_bytes(*bytes_written)
         ),
         BuildFinished {
             success: false,

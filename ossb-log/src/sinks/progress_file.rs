@@ -190,6 +190,8 @@ mod tests {
             digest: Some("sha256:x".into()),
             operations: 4,
             cache_hits: 1,
+            bytes_read: 0,
+            bytes_written: 0,
             duration: Duration::from_secs(2),
             error: None,
         });

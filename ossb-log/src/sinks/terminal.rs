@@ -44,7 +44,7 @@ struct ViewState {
 /// let view = ossb_log::sinks::TerminalView::with_target(indicatif::ProgressDrawTarget::hidden());
 /// view.event(&ProgressEvent::BuildFinished {
 ///     success: true, digest: Some("sha256:ab".into()), operations: 3, cache_hits: 1,
-///     duration: Duration::from_secs(2), error: None,
+///     bytes_read: 0, bytes_written: 0, duration: Duration::from_secs(2), error: None,
 /// });
 /// assert_eq!(view.summary().unwrap(), "built sha256:ab in 2.0s: 3 steps, 1 cached");
 /// ```
@@ -129,6 +129,7 @@ fn summary_line(event: &ProgressEvent) -> Option<String> {
         cache_hits,
         duration,
         error,
+        ..
     } = event
     else {
         return None;
@@ -286,6 +287,8 @@ mod tests {
             digest: None,
             operations: 2,
             cache_hits: 1,
+            bytes_read: 10,
+            bytes_written: 5,
             duration: Duration::from_secs(3),
             error: Some("RUN make failed".into()),
         });

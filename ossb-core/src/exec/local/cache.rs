@@ -68,6 +68,11 @@ pub struct Record {
     /// When the layer was first made (its history `created`), reused on hits so an unchanged
     /// rebuild gives the same image.
     pub created: String,
+    /// Wall-clock seconds since the epoch when the record was first written; the age
+    /// `--cache-ttl` is measured from. Unlike `created` it ignores `SOURCE_DATE_EPOCH`.
+    /// Records written before this field existed fall back to `created`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub made_at: Option<i64>,
 }
 
 impl Record {
@@ -91,8 +96,35 @@ impl Record {
             diff_id: info.diff_id.clone(),
             uncompressed_size: info.uncompressed_size,
             created: created.to_string(),
+            made_at: Some(now_secs()),
         }
     }
+
+    /// When the record was made: `made_at`, else its `created` time.
+    pub fn made(&self) -> Option<i64> {
+        self.made_at.or_else(|| {
+            chrono::DateTime::parse_from_rfc3339(&self.created)
+                .ok()
+                .map(|t| t.timestamp())
+        })
+    }
+
+    /// Whether the record may still be used at `now` (seconds since the epoch) under `ttl`.
+    /// A record whose age cannot be told is stale under any TTL.
+    pub fn is_fresh(&self, ttl: Option<std::time::Duration>, now: i64) -> bool {
+        let Some(ttl) = ttl else { return true };
+        let ttl = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
+        self.made()
+            .is_some_and(|made| now.saturating_sub(made) <= ttl)
+    }
+}
+
+/// Wall-clock seconds since the epoch.
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
 }
 
 /// Cache records in the store (`cache/v1/<key>.json`).
@@ -191,6 +223,8 @@ pub struct StatCache {
     path: PathBuf,
     entries: Mutex<HashMap<PathBuf, (Stamp, String)>>,
     dirty: Mutex<bool>,
+    /// Bytes of file content read to hash it (stamp misses).
+    read: std::sync::atomic::AtomicU64,
 }
 
 impl StatCache {
@@ -232,6 +266,7 @@ impl StatCache {
             path,
             entries: Mutex::new(entries),
             dirty: Mutex::new(false),
+            read: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -254,6 +289,8 @@ impl StatCache {
                 break;
             }
             hasher.update(&buf[..n]);
+            self.read
+                .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
         }
         let digest = hex::encode(hasher.finalize());
         if let Ok(mut map) = self.entries.lock() {
@@ -263,6 +300,11 @@ impl StatCache {
             *d = true;
         }
         Ok(digest)
+    }
+
+    /// Bytes read so far to hash files whose stamp was new.
+    pub fn bytes_read(&self) -> u64 {
+        self.read.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Write the cache back when it changed.

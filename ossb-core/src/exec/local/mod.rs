@@ -15,6 +15,7 @@
 mod add_url;
 mod base;
 pub mod cache;
+pub mod cache_io;
 mod context;
 mod mounts;
 mod outputs;
@@ -26,7 +27,7 @@ mod steps;
 pub use outputs::write_atomic;
 pub use state::StageState;
 
-use crate::backend::{BuildBackend, BuildOutcome, BuildRequest, DockerfileSource};
+use crate::backend::{BuildBackend, BuildOutcome, BuildRequest, DockerfileSource, StepTiming};
 use crate::dockerfile;
 use crate::error::{Error, ExitCode};
 use crate::exec::context::ContextScan;
@@ -45,7 +46,7 @@ use crate::reference::Reference;
 use base::{Fetcher, classify};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -161,6 +162,18 @@ pub(crate) struct BuildCtx<'a> {
     pub stat_cache: cache::StatCache,
     /// `--no-cache`: build every step, still record the results.
     pub no_cache: bool,
+    /// Stages `--no-cache-filter` names (by index).
+    pub no_cache_stages: std::collections::BTreeSet<usize>,
+    /// Records of the `--cache-from` caches.
+    pub imported: cache_io::Imported,
+    /// `--cache-ttl`.
+    pub cache_ttl: Option<std::time::Duration>,
+    /// Wall-clock seconds at the start of the build (record ages are measured against it).
+    pub now: i64,
+    /// Every record this build used or made, for `--cache-to mode=max`.
+    pub used: std::sync::Mutex<Vec<(cache::CacheKey, cache::Record)>>,
+    /// The build's counters.
+    pub stats: Counters,
     preflight: std::sync::Mutex<Option<std::thread::JoinHandle<Result<SandboxChoice, NoSandbox>>>>,
 }
 
@@ -189,6 +202,101 @@ impl BuildCtx<'_> {
                 ..SandboxOptions::default()
             })
         }))
+    }
+
+    /// The record for `key`, unless the stage ignores the cache: the store's own, else an
+    /// imported one; either only when fresh under `--cache-ttl`. An imported record's blob may
+    /// not be in the store yet (see [`BuildCtx::ensure_blob`]).
+    pub fn lookup(&self, state: &StageState, key: &str) -> Option<cache::Record> {
+        if self.no_cache || state.no_cache {
+            return None;
+        }
+        let fresh = |r: &cache::Record| r.is_fresh(self.cache_ttl, self.now);
+        self.cache
+            .get(key, self.store)
+            .filter(fresh)
+            .or_else(|| self.imported.get(key).filter(|r| fresh(r)).cloned())
+    }
+
+    /// Note that the stage's newest layer is `record` under `key` (for `--cache-to`).
+    pub fn remember(&self, state: &mut StageState, key: &str, record: &cache::Record) {
+        state.chain.push((key.to_string(), record.clone()));
+        if let Ok(mut used) = self.used.lock() {
+            used.push((key.to_string(), record.clone()));
+        }
+    }
+
+    /// Make sure a layer blob is in the store, fetching it from the `--cache-from` cache that
+    /// listed it.
+    pub fn ensure_blob(
+        &self,
+        digest: &crate::image::digest::Digest,
+        size: u64,
+    ) -> Result<(), Error> {
+        if self.store.has(digest) {
+            return Ok(());
+        }
+        match self
+            .imported
+            .fetch(self.store, self.fetcher.registry, digest, size)
+        {
+            Some(Ok(n)) => {
+                self.stats.bytes_read.fetch_add(n, Ordering::Relaxed);
+                Ok(())
+            }
+            Some(Err(e)) => Err(Error::new(
+                e.exit_code(),
+                format!("cannot fetch cached layer {digest}: {e}"),
+            )),
+            None => Err(Error::new(
+                ExitCode::General,
+                format!("layer {digest} is neither in the store nor in a --cache-from cache"),
+            )),
+        }
+    }
+
+    /// [`BuildCtx::ensure_blob`] for several layers.
+    pub fn ensure_blobs(
+        &self,
+        layers: &[(crate::image::digest::Digest, u64)],
+    ) -> Result<(), Error> {
+        for (digest, size) in layers {
+            self.ensure_blob(digest, *size)?;
+        }
+        Ok(())
+    }
+
+    /// Unpack `layers` into a fresh directory below the scratch dir (fetching cached blobs
+    /// first), counting the bytes read.
+    pub fn materialize(
+        &self,
+        layers: &[(crate::image::digest::Digest, u64)],
+    ) -> Result<tempfile::TempDir, Error> {
+        self.ensure_blobs(layers)?;
+        let bytes: u64 = layers.iter().map(|(_, s)| *s).sum();
+        self.stats.bytes_read.fetch_add(bytes, Ordering::Relaxed);
+        base::materialize(self.store, layers, self.scratch)
+    }
+
+    /// Apply the layers of imported `RUN` hits that were put off to the stage's index (a
+    /// chain of `RUN` hits reads no blob; the first step that needs the index does).
+    pub fn settle(&self, state: &mut StageState) -> Result<(), Error> {
+        for (digest, size) in std::mem::take(&mut state.deferred) {
+            self.ensure_blob(&digest, size)?;
+            let blob = self.store.open_blob_sized(&digest, size)?;
+            self.stats.bytes_read.fetch_add(size, Ordering::Relaxed);
+            let (_, reader) = crate::exec::compress::decompress(blob).map_err(|e| {
+                Error::new(
+                    ExitCode::General,
+                    format!("cannot read layer {digest}: {e}"),
+                )
+            })?;
+            state
+                .index
+                .apply_tar(reader)
+                .map_err(|e| Error::new(ExitCode::General, e.to_string()))?;
+        }
+        Ok(())
     }
 
     /// The build context, scanned on first use (a build that never reads it never walks it).
@@ -235,21 +343,18 @@ impl BuildBackend for LocalBackend {
     ) -> Result<BuildOutcome, Error> {
         let started = Instant::now();
         let result = self.build_inner(request, progress);
-        let (success, digest, ops, hits, error) = match &result {
-            Ok(o) => (
-                true,
-                Some(o.image_digest.clone()),
-                o.operations,
-                o.cache_hits,
-                None,
-            ),
-            Err(e) => (false, None, 0, 0, Some(e.to_string())),
+        let (success, digest, error) = match &result {
+            Ok(o) => (true, Some(o.image_digest.clone()), None),
+            Err(e) => (false, None, Some(e.to_string())),
         };
+        let o = result.as_ref().ok();
         progress.event(&ProgressEvent::BuildFinished {
             success,
             digest,
-            operations: ops,
-            cache_hits: hits,
+            operations: o.map_or(0, |o| o.operations),
+            cache_hits: o.map_or(0, |o| o.cache_hits),
+            bytes_read: o.map_or(0, |o| o.bytes_read),
+            bytes_written: o.map_or(0, |o| o.bytes_written),
             duration: started.elapsed(),
             error,
         });
@@ -364,6 +469,17 @@ impl LocalBackend {
             cache: cache::CacheStore::open(store.root())?,
             stat_cache: cache::StatCache::load(store.root()),
             no_cache: request.no_cache,
+            no_cache_stages: Default::default(),
+            // `--no-cache` looks nothing up: do not fetch what would not be read.
+            imported: if request.no_cache {
+                cache_io::Imported::default()
+            } else {
+                cache_io::Imported::load(&request.cache_from, self.registry.as_deref(), progress)
+            },
+            cache_ttl: request.cache_ttl,
+            now: cache::now_secs(),
+            used: Default::default(),
+            stats: Counters::default(),
             preflight: std::sync::Mutex::new(preflight),
         };
 
@@ -375,6 +491,9 @@ impl LocalBackend {
             &ctx.fetcher,
             &request.build_contexts,
         )?;
+        let mut ctx = ctx;
+        ctx.no_cache_stages = no_cache_stages(&graph, &request.no_cache_filter)?;
+        let ctx = ctx;
         let order = graph.build_order();
         let total_steps: usize = order
             .iter()
@@ -387,10 +506,7 @@ impl LocalBackend {
             total_steps,
         });
 
-        let counters = Counters::default();
-        let done = run_stages(&ctx, &graph, &order, &base_images, &counters, self.jobs)?;
-        let operations = counters.operations.load(Ordering::Relaxed);
-        let cache_hits = counters.cache_hits.load(Ordering::Relaxed);
+        let done = run_stages(&ctx, &graph, &order, &base_images, &ctx.stats, self.jobs)?;
         let mut done = done;
         let mut final_state = done
             .remove(&graph.target)
@@ -407,22 +523,112 @@ impl LocalBackend {
             config.config.labels.insert(k.clone(), v.clone());
         }
         let image = final_state.builder.write(&store)?;
-        outputs::deliver(&ctx, &image, &tags)?;
-        Ok(BuildOutcome {
+        let stats = &ctx.stats;
+        let mut outcome = BuildOutcome {
             image_digest: image.manifest.digest.to_string(),
             config_digest: Some(image.config.digest.to_string()),
             tags: tags.iter().map(|t| t.to_string()).collect(),
-            operations,
-            cache_hits,
-        })
+            operations: stats.operations.load(Ordering::Relaxed),
+            cache_hits: stats.cache_hits.load(Ordering::Relaxed),
+            bytes_read: 0,
+            bytes_written: 0,
+            steps: stats.steps.lock().map(|s| s.clone()).unwrap_or_default(),
+        };
+        outputs::deliver(&ctx, &image, &tags, &mut outcome)?;
+        // Imported records whose blobs this build fetched become the store's own, so the next
+        // build hits without --cache-from.
+        for (key, record) in ctx.used.lock().map(|u| u.clone()).unwrap_or_default() {
+            if store.has(&record.digest) && ctx.cache.get(&key, &store).is_none() {
+                ctx.cache.put(&key, &record);
+            }
+        }
+        for target in &request.cache_to {
+            let records = match target.mode {
+                crate::backend::CacheMode::Min => final_state.chain.clone(),
+                crate::backend::CacheMode::Max => {
+                    ctx.used.lock().map(|u| u.clone()).unwrap_or_default()
+                }
+            };
+            cache_io::export(&ctx, target, &records)?;
+        }
+        stats.fill(&ctx, &mut outcome);
+        Ok(outcome)
     }
 }
 
-/// Steps run and steps served from the cache, over all stages.
+/// The stages `--no-cache-filter` names: by `AS` name (any case), by display name
+/// (`stage-N`) or by index. A name that matches no stage is a configuration error.
+fn no_cache_stages(
+    graph: &plan::BuildGraph,
+    filter: &[String],
+) -> Result<std::collections::BTreeSet<usize>, Error> {
+    let mut out = std::collections::BTreeSet::new();
+    for wanted in filter.iter().flat_map(|f| f.split(',')).map(str::trim) {
+        if wanted.is_empty() {
+            continue;
+        }
+        let lower = wanted.to_ascii_lowercase();
+        let found = graph.stages.iter().find(|s| {
+            s.name.as_deref() == Some(lower.as_str())
+                || s.display_name == wanted
+                || s.index.to_string() == wanted
+        });
+        match found {
+            Some(stage) => {
+                out.insert(stage.index);
+            }
+            None => {
+                let names: Vec<&str> = graph
+                    .stages
+                    .iter()
+                    .map(|s| s.display_name.as_str())
+                    .collect();
+                return Err(Error::new(
+                    ExitCode::Configuration,
+                    format!(
+                        "--no-cache-filter {wanted:?} names no stage of the Dockerfile (its stages: {})",
+                        names.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// What the build counts, over all stages.
 #[derive(Default)]
-struct Counters {
-    operations: AtomicUsize,
-    cache_hits: AtomicUsize,
+pub(crate) struct Counters {
+    /// Steps run or served from the cache.
+    pub operations: AtomicUsize,
+    /// Steps served from the cache.
+    pub cache_hits: AtomicUsize,
+    /// Bytes of base and cached layer blobs read (context bytes are added at the end).
+    pub bytes_read: AtomicU64,
+    /// Bytes of layer blobs written to the store.
+    pub bytes_written: AtomicU64,
+    /// Per-step wall time.
+    pub steps: std::sync::Mutex<Vec<StepTiming>>,
+}
+
+impl Counters {
+    /// Copy the byte counters into `outcome` (context bytes come from the stat cache).
+    pub(crate) fn fill(&self, ctx: &BuildCtx<'_>, outcome: &mut BuildOutcome) {
+        outcome.bytes_read = self.bytes_read.load(Ordering::Relaxed) + ctx.stat_cache.bytes_read();
+        outcome.bytes_written = self.bytes_written.load(Ordering::Relaxed);
+    }
+
+    fn step(&self, id: &StepId, instruction: String, cache_hit: bool, took: std::time::Duration) {
+        if let Ok(mut steps) = self.steps.lock() {
+            steps.push(StepTiming {
+                stage: id.stage,
+                step: id.step,
+                instruction,
+                cache_hit,
+                millis: took.as_millis() as u64,
+            });
+        }
+    }
 }
 
 /// Build the needed stages, independent ones in parallel (at most `jobs` at a time): a stage
@@ -523,12 +729,18 @@ fn build_stage(
     });
     let mut state = match &stage.base {
         StageBase::Scratch => StageState::scratch(ctx.fetcher.platform),
-        StageBase::Stage(i) => done.get(i).cloned().ok_or_else(|| {
-            Error::new(
-                ExitCode::General,
-                format!("stage {i} was not built before stage {index}"),
-            )
-        })?,
+        StageBase::Stage(i) => {
+            let mut state = done.get(i).cloned().ok_or_else(|| {
+                Error::new(
+                    ExitCode::General,
+                    format!("stage {i} was not built before stage {index}"),
+                )
+            })?;
+            // RUN steps fold their changes into the unpacked filesystem: a stage built on
+            // another unpacks its own, or siblings would see each other's changes.
+            state.rootfs = None;
+            state
+        }
         StageBase::Image(name) => {
             let mut state = match base_images.get(name) {
                 Some(image) => StageState::from_image(ctx.store, image)?,
@@ -538,15 +750,21 @@ fn build_stage(
             };
             // The image's ONBUILD triggers ran in this stage (see the plan).
             state.builder.config_mut().config.on_build.clear();
+            // Indexing the base read each of its layers once.
+            let base_bytes: u64 = state.builder.layers().iter().map(|l| l.size).sum();
+            counters.bytes_read.fetch_add(base_bytes, Ordering::Relaxed);
             state
         }
     };
     state.cmd_set = false;
+    state.no_cache = ctx.no_cache_stages.contains(&index);
     counters.operations.fetch_add(1, Ordering::Relaxed);
+    let took = step_started.elapsed();
+    counters.step(&from_id, format!("FROM {}", stage.base_name), false, took);
     progress.event(&ProgressEvent::StepFinished {
         id: from_id,
         cache_hit: false,
-        duration: step_started.elapsed(),
+        duration: took,
         bytes: 0,
     });
     for (n, step) in stage.instructions.iter().enumerate() {
@@ -574,10 +792,12 @@ fn build_stage(
         if result.cache_hit {
             counters.cache_hits.fetch_add(1, Ordering::Relaxed);
         }
+        let took = t.elapsed();
+        counters.step(&id, step.text(), result.cache_hit, took);
         progress.event(&ProgressEvent::StepFinished {
             id,
             cache_hit: result.cache_hit,
-            duration: t.elapsed(),
+            duration: took,
             bytes: result.bytes,
         });
     }

@@ -14,7 +14,7 @@
 //! Targets are relative to the WORKDIR when not absolute.
 
 use super::BuildCtx;
-use super::base::{ImageSource, classify, manifest_layers, materialize};
+use super::base::{ImageSource, classify, manifest_layers};
 use super::cache::KeyBuilder;
 use super::state::StageState;
 use crate::backend::SecretFrom;
@@ -519,7 +519,7 @@ fn materialized(
     source: &str,
     out: &mut PreparedMounts,
 ) -> Result<PathBuf, Error> {
-    let dir = materialize(ctx.store, layers, ctx.scratch)?;
+    let dir = ctx.materialize(layers)?;
     let rel = resolve_in(dir.path(), source)?;
     let path = dir.path().join(&rel);
     if std::fs::symlink_metadata(&path).is_err() {

@@ -2,12 +2,12 @@
 //! registry push, `--iidfile` and `--metadata-file`.
 
 use super::BuildCtx;
-use crate::backend::Output;
+use crate::backend::{BuildOutcome, Output};
 use crate::error::{Error, ExitCode};
 use crate::exec::transfer;
 use crate::image::archive::write_docker_archive;
 use crate::image::builder::BuiltImage;
-use crate::image::layout::{write_layout_dir, write_layout_tar};
+use crate::image::layout::{read_manifest, write_layout_dir, write_layout_tar};
 use crate::reference::Reference;
 use std::path::Path;
 
@@ -39,13 +39,32 @@ pub fn write_atomic(path: &Path, bytes: &[u8], what: &str) -> Result<(), Error> 
     Ok(())
 }
 
-/// Deliver `image` to every requested output.
-pub fn deliver(ctx: &BuildCtx<'_>, image: &BuiltImage, tags: &[Reference]) -> Result<(), Error> {
+/// Deliver `image` to every requested output, then write `--iidfile` and `--metadata-file`
+/// (with `outcome`'s counters).
+pub fn deliver(
+    ctx: &BuildCtx<'_>,
+    image: &BuiltImage,
+    tags: &[Reference],
+    outcome: &mut BuildOutcome,
+) -> Result<(), Error> {
     let outputs = if ctx.request.outputs.is_empty() {
         vec![Output::Store]
     } else {
         ctx.request.outputs.clone()
     };
+    let layers: Vec<(crate::image::digest::Digest, u64)> =
+        read_manifest(ctx.store, &image.manifest)?
+            .layers
+            .iter()
+            .map(|l| (l.digest.clone(), l.size))
+            .collect();
+    // Layers reused from a --cache-from cache are fetched only for outputs that hold them.
+    if outputs
+        .iter()
+        .any(|o| !matches!(o, Output::Registry { .. }))
+    {
+        ctx.ensure_blobs(&layers)?;
+    }
     let first_tag = tags.first().map(|t| t.to_string());
     for output in &outputs {
         match output {
@@ -116,6 +135,9 @@ pub fn deliver(ctx: &BuildCtx<'_>, image: &BuiltImage, tags: &[Reference]) -> Re
                     ));
                 }
                 for target in &targets {
+                    for (digest, size) in &layers {
+                        super::cache_io::prepare_remote_blob(ctx, port, target, digest, *size)?;
+                    }
                     transfer::push(
                         ctx.store,
                         port,
@@ -135,12 +157,20 @@ pub fn deliver(ctx: &BuildCtx<'_>, image: &BuiltImage, tags: &[Reference]) -> Re
             "--iidfile",
         )?;
     }
+    ctx.stats.fill(ctx, outcome);
     if let Some(path) = &ctx.request.metadata_file {
         let meta = serde_json::json!({
             "containerimage.digest": image.manifest.digest.to_string(),
             "containerimage.config.digest": image.config.digest.to_string(),
             "containerimage.descriptor": image.manifest,
             "image.name": tags.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(","),
+            "ossb.build": {
+                "operations": outcome.operations,
+                "cache_hits": outcome.cache_hits,
+                "bytes_read": outcome.bytes_read,
+                "bytes_written": outcome.bytes_written,
+                "steps": outcome.steps,
+            },
         });
         let bytes = serde_json::to_vec_pretty(&meta).map_err(|e| {
             Error::new(ExitCode::General, format!("cannot serialise metadata: {e}"))

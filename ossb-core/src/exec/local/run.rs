@@ -2,7 +2,6 @@
 //! snapshot, and turn the snapshot's diff into a layer.
 
 use super::BuildCtx;
-use super::base::materialize;
 use super::cache::{KeyBuilder, Record};
 use super::mounts;
 use super::state::StageState;
@@ -35,7 +34,7 @@ pub fn ensure_rootfs(
         .iter()
         .map(|l| (l.digest.clone(), l.size))
         .collect();
-    let dir = materialize(ctx.store, &layers, ctx.scratch)?;
+    let dir = ctx.materialize(&layers)?;
     let path = dir.path().to_path_buf();
     state.rootfs = Some(Arc::new(dir));
     tracing::debug!(component = "exec", snapshotter = ?ctx.snapshotter, "stage filesystem unpacked for RUN steps");
@@ -53,6 +52,7 @@ pub fn apply_layer_to_rootfs(
     let Some(dir) = &state.rootfs else {
         return Ok(());
     };
+    ctx.ensure_blob(digest, size)?;
     let root = Root::open_host(dir.path())?;
     let blob = ctx.store.open_blob_sized(digest, size)?;
     let (_, reader) = crate::exec::compress::decompress(blob).map_err(|e| {
@@ -158,29 +158,38 @@ pub fn execute(
     // The mount specs and bind sources' contents; never a secret's value.
     mounts::add_to_key(ctx, step, run, done, &mut key)?;
     let key = key.finish();
-    if !ctx.no_cache
-        && let Some(record) = ctx.cache.get(&key, ctx.store)
-    {
-        // The index needs the layer's paths; the tar headers are enough.
-        let blob = ctx.store.open_blob_sized(&record.digest, record.size)?;
-        let (_, reader) = crate::exec::compress::decompress(blob).map_err(|e| {
-            Error::new(
-                ExitCode::General,
-                format!("cannot read layer {}: {e}", record.digest),
-            )
-        })?;
-        state
-            .index
-            .apply_tar(reader)
-            .map_err(|e| Error::new(ExitCode::General, e.to_string()))?;
-        apply_layer_to_rootfs(ctx, state, &record.digest, record.size)?;
+    if let Some(record) = ctx.lookup(state, &key) {
+        if state.rootfs.is_none() && (!state.deferred.is_empty() || !ctx.store.has(&record.digest))
+        {
+            // Nothing reads this stage's files yet: put the layer off, so a chain of
+            // imported RUN hits fetches no blob.
+            state.deferred.push((record.digest.clone(), record.size));
+        } else {
+            ctx.settle(state)?;
+            ctx.ensure_blob(&record.digest, record.size)?;
+            // The index needs the layer's paths; the tar headers are enough.
+            let blob = ctx.store.open_blob_sized(&record.digest, record.size)?;
+            let (_, reader) = crate::exec::compress::decompress(blob).map_err(|e| {
+                Error::new(
+                    ExitCode::General,
+                    format!("cannot read layer {}: {e}", record.digest),
+                )
+            })?;
+            state
+                .index
+                .apply_tar(reader)
+                .map_err(|e| Error::new(ExitCode::General, e.to_string()))?;
+            apply_layer_to_rootfs(ctx, state, &record.digest, record.size)?;
+        }
         state.add_layer(&record.layer(), &record.created, created_by(step, &argv));
+        ctx.remember(state, &key, &record);
         state.key = key;
         return Ok(StepResult {
             bytes: record.uncompressed_size,
             cache_hit: true,
         });
     }
+    ctx.settle(state)?;
     let lower = ensure_rootfs(ctx, state)?;
 
     let mut env = cfg.env.clone();
@@ -296,8 +305,13 @@ pub fn execute(
             format!("cannot apply the RUN step's changes: {e}"),
         )
     })?;
-    ctx.cache.put(&key, &Record::of(&info, &ctx.created));
+    ctx.stats
+        .bytes_written
+        .fetch_add(info.size, std::sync::atomic::Ordering::Relaxed);
+    let record = Record::of(&info, &ctx.created);
+    ctx.cache.put(&key, &record);
     state.add_layer(&info, &ctx.created, created_by(step, &argv));
+    ctx.remember(state, &key, &record);
     state.key = key;
     Ok(StepResult {
         bytes: info.uncompressed_size,

@@ -26,6 +26,13 @@ pub struct StageState {
     /// `created` of the newest layer: metadata-only steps take it, so an unchanged rebuild
     /// gives the same config.
     pub last_created: Option<String>,
+    /// Layers of `RUN` hits not yet applied to `index` (their blobs may still be in a
+    /// `--cache-from` cache); the first step that needs the index applies them.
+    pub deferred: Vec<(crate::image::digest::Digest, u64)>,
+    /// The cache records of the layers so far (base stages' included), for `--cache-to`.
+    pub chain: Vec<(super::cache::CacheKey, super::cache::Record)>,
+    /// `--no-cache-filter` names this stage: its steps ignore the cache.
+    pub no_cache: bool,
 }
 
 impl StageState {
@@ -78,6 +85,9 @@ impl StageState {
                 k.finish()
             },
             last_created: None,
+            deferred: Vec::new(),
+            chain: Vec::new(),
+            no_cache: false,
         }
     }
 
@@ -112,6 +122,9 @@ impl StageState {
             rootfs: None,
             key: image.manifest_desc.digest.to_string(),
             last_created,
+            deferred: Vec::new(),
+            chain: Vec::new(),
+            no_cache: false,
         })
     }
 }

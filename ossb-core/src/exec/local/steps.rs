@@ -3,7 +3,7 @@
 
 use super::BuildCtx;
 use super::add_url::{self, UrlAdd};
-use super::base::{ImageSource, classify, manifest_layers, materialize};
+use super::base::{ImageSource, classify, manifest_layers};
 use super::cache::{KeyBuilder, Record, add_entries};
 use super::state::StageState;
 use crate::error::{Error, ExitCode};
@@ -166,12 +166,11 @@ fn commit_layer(
 ) -> Result<StepResult, Error> {
     add_entries(&mut key, &entries, &ctx.stat_cache, ctx.jobs)?;
     let key = key.finish();
-    if !ctx.no_cache
-        && let Some(record) = ctx.cache.get(&key, ctx.store)
-    {
+    if let Some(record) = ctx.lookup(state, &key) {
         state.index.apply_entries(&entries);
         super::run::apply_layer_to_rootfs(ctx, state, &record.digest, record.size)?;
         state.add_layer(&record.layer(), &record.created, created_by);
+        ctx.remember(state, &key, &record);
         state.key = key;
         return Ok(StepResult {
             bytes: record.uncompressed_size,
@@ -179,10 +178,29 @@ fn commit_layer(
         });
     }
     state.index.apply_entries(&entries);
+    // The layer writer reads every file that comes from the context or another tree.
+    let source_bytes: u64 = entries
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EntryKind::File {
+                source: Source::Path(_),
+                size,
+            } => Some(*size),
+            _ => None,
+        })
+        .sum();
     let info = write_layer(ctx.store, entries, &ctx.layer_opts)?;
+    ctx.stats
+        .bytes_read
+        .fetch_add(source_bytes, std::sync::atomic::Ordering::Relaxed);
+    ctx.stats
+        .bytes_written
+        .fetch_add(info.size, std::sync::atomic::Ordering::Relaxed);
     super::run::apply_layer_to_rootfs(ctx, state, &info.digest, info.size)?;
-    ctx.cache.put(&key, &Record::of(&info, &ctx.created));
+    let record = Record::of(&info, &ctx.created);
+    ctx.cache.put(&key, &record);
     state.add_layer(&info, &ctx.created, created_by);
+    ctx.remember(state, &key, &record);
     state.key = key;
     Ok(StepResult {
         bytes: info.uncompressed_size,
@@ -256,7 +274,7 @@ fn source_tree(
             source => manifest_layers(&ctx.fetcher.image(&source)?.manifest),
         },
     };
-    let dir = materialize(ctx.store, &layers, ctx.scratch)?;
+    let dir = ctx.materialize(&layers)?;
     let scan = scan_context(dir.path(), &|_, _| false)?;
     Ok((
         SourceTree::Scanned(scan, Some(dir)),
@@ -540,6 +558,13 @@ pub fn execute(
     id: &crate::progress::StepId,
     done: &BTreeMap<usize, StageState>,
 ) -> Result<StepResult, Error> {
+    // Steps that read the filesystem index need the layers of earlier RUN hits applied.
+    if matches!(
+        step.instruction,
+        Instruction::Copy(_) | Instruction::Add(_) | Instruction::Workdir(_)
+    ) {
+        ctx.settle(state)?;
+    }
     let mut key = step_key(ctx, state, step);
     let layered = matches!(
         step.instruction,
