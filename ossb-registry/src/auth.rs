@@ -21,6 +21,9 @@ pub enum Challenge {
         service: Option<String>,
         /// The scope the registry asked for, if any.
         scope: Option<String>,
+        /// Why a presented token was refused: `invalid_token` (expired, badly signed,
+        /// unknown issuer) or `insufficient_scope` (it does not grant the access needed).
+        error: Option<String>,
     },
 }
 
@@ -41,6 +44,7 @@ pub fn parse_challenge(header: &str) -> Option<Challenge> {
             realm: get("realm")?,
             service: get("service"),
             scope: get("scope"),
+            error: get("error"),
         }),
         _ => None,
     }
@@ -177,6 +181,7 @@ mod tests {
                 realm: "https://auth.docker.io/token".into(),
                 service: Some("registry.docker.io".into()),
                 scope: Some("repository:library/alpine:pull".into()),
+                error: None,
             })
         );
     }
@@ -195,6 +200,18 @@ mod tests {
                 realm: "https://a/t".into(),
                 service: Some("reg".into()),
                 scope: Some("a \"b\"".into()),
+                error: None,
+            })
+        );
+        assert_eq!(
+            parse_challenge(
+                r#"Bearer realm="http://t/token",service="reg",scope="repository:a:pull,push repository:b:pull",error="insufficient_scope""#
+            ),
+            Some(Challenge::Bearer {
+                realm: "http://t/token".into(),
+                service: Some("reg".into()),
+                scope: Some("repository:a:pull,push repository:b:pull".into()),
+                error: Some("insufficient_scope".into()),
             })
         );
         assert_eq!(parse_challenge("Negotiate abc"), None);

@@ -14,6 +14,11 @@
 //! Every request is recorded with the fault it got, so tests can count attempts. The `Host`
 //! header is forwarded unchanged, so the registry's `Location` headers point back at the
 //! proxy.
+//!
+//! Two more behaviours stand in for a registry that keeps blobs in object storage:
+//! [`FaultProxy::set_blob_redirect`] answers blob `GET`s with `307` to another server (as
+//! Distribution does with an S3 or GCS storage driver), and [`FaultProxy::set_basic_gate`]
+//! demands basic authentication for every request, so that clients send `Authorization`.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -90,6 +95,8 @@ pub struct Seen {
     pub fault: Option<Fault>,
     /// The upstream status relayed (forwarded requests only).
     pub status: Option<u16>,
+    /// Whether the request carried an `Authorization` header.
+    pub authorized: bool,
 }
 
 struct State {
@@ -101,6 +108,10 @@ struct State {
     consecutive: Mutex<u32>,
     seen: Mutex<Vec<Seen>>,
     stop: AtomicBool,
+    /// Blob `GET`s are redirected to `BASE/DIGEST` when set.
+    blob_redirect: Mutex<Option<String>>,
+    /// Requests without `Authorization` get a basic challenge when set.
+    basic_gate: AtomicBool,
 }
 
 /// A running proxy; stopped on drop.
@@ -128,6 +139,8 @@ impl FaultProxy {
             consecutive: Mutex::new(0),
             seen: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
+            blob_redirect: Mutex::new(None),
+            basic_gate: AtomicBool::new(false),
         });
         let st = state.clone();
         let accept = std::thread::spawn(move || {
@@ -163,6 +176,18 @@ impl FaultProxy {
     /// random faults within a client's retry budget. Not applied to [`Mode::AlwaysFail`].
     pub fn set_max_consecutive_faults(&self, n: Option<u32>) {
         *lock(&self.state.max_consecutive) = n;
+    }
+
+    /// Answers blob `GET`s with `307 Temporary Redirect` to `BASE/DIGEST?signature=…`
+    /// instead of forwarding them (`None` forwards again).
+    pub fn set_blob_redirect(&self, base: Option<String>) {
+        *lock(&self.state.blob_redirect) = base;
+    }
+
+    /// Answers every request without an `Authorization` header with `401` and a basic
+    /// challenge; requests with one are forwarded (the registry behind ignores it).
+    pub fn set_basic_gate(&self, on: bool) {
+        self.state.basic_gate.store(on, Ordering::SeqCst);
     }
 
     /// Every request seen so far.
@@ -376,8 +401,29 @@ fn handle(state: &State, conn: TcpStream) -> io::Result<()> {
             body_len,
             fault,
             status,
+            authorized: req.header("authorization").is_some(),
         });
     };
+    if state.basic_gate.load(Ordering::SeqCst) && req.header("authorization").is_none() {
+        let _ = read_body(&mut reader, &req, None)?;
+        record(0, None);
+        return respond(
+            &mut conn,
+            401,
+            "Unauthorized",
+            "WWW-Authenticate: Basic realm=\"ossb-test-gate\"\r\n",
+        );
+    }
+    let redirect = lock(&state.blob_redirect).clone();
+    if let Some(base) = redirect
+        && req.method == "GET"
+        && req.target.starts_with("/v2/")
+        && let Some((_, digest)) = req.target.split_once("/blobs/")
+    {
+        record(0, None);
+        let location = format!("Location: {base}/{digest}?signature=ossb-test\r\n");
+        return respond(&mut conn, 307, "Temporary Redirect", &location);
+    }
     if fault == Some(Fault::DropRequest) {
         let declared: usize = req
             .header("content-length")
