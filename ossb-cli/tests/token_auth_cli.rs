@@ -200,7 +200,11 @@ fn wrong_password_and_denied_push_exit_4() {
     // A reader may pull but not push: the token withholds push and the registry refuses.
     let reader = docker_config(&env, "docker-reader", host, READER, READER_PASS);
     tokens(&reg).clear_requests();
-    let out = ossb(&env, &reader, &["push", &app, &format!("{host}/team/app:2")]);
+    let out = ossb(
+        &env,
+        &reader,
+        &["push", &app, &format!("{host}/team/app:2")],
+    );
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     for part in [
@@ -215,8 +219,9 @@ fn wrong_password_and_denied_push_exit_4() {
     assert_no_secrets(&out, &reg);
     let reqs = tokens(&reg).requests();
     assert!(
-        reqs.iter().any(|q| q.scopes == ["repository:team/app:pull,push"]
-            && q.granted == ["repository:team/app:pull"]),
+        reqs.iter()
+            .any(|q| q.scopes == ["repository:team/app:pull,push"]
+                && q.granted == ["repository:team/app:pull"]),
         "{reqs:#?}"
     );
 }

@@ -136,6 +136,30 @@ impl Scope {
     }
 }
 
+/// A scope string (`repository:a:push,pull repository:b:pull`, items separated by spaces)
+/// with each item's actions in a fixed order: `pull`, `push`, then the rest alphabetically.
+/// Distribution lists actions in no particular order; messages and comparisons should not
+/// depend on it.
+pub fn canonical_scope(scope: &str) -> String {
+    scope
+        .split_whitespace()
+        .map(|item| match item.rsplit_once(':') {
+            Some((resource, actions)) => {
+                let mut acts: Vec<&str> = actions.split(',').filter(|a| !a.is_empty()).collect();
+                acts.sort_by_key(|a| match *a {
+                    "pull" => (0, *a),
+                    "push" => (1, *a),
+                    _ => (2, *a),
+                });
+                acts.dedup();
+                format!("{resource}:{}", acts.join(","))
+            }
+            None => item.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// A bearer token from a token endpoint.
 #[derive(Clone)]
 pub(crate) struct Token {
@@ -238,6 +262,15 @@ mod tests {
             .into_token()
             .is_none()
         );
+    }
+
+    #[test]
+    fn canonical_scopes() {
+        assert_eq!(
+            canonical_scope("repository:a/b:push,pull  repository:c:delete,push,pull,pull"),
+            "repository:a/b:pull,push repository:c:pull,push,delete"
+        );
+        assert_eq!(canonical_scope("registry:catalog:*"), "registry:catalog:*");
     }
 
     #[test]

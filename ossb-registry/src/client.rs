@@ -13,7 +13,7 @@ use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
 use url::Url;
 
-use crate::auth::{Challenge, Scope, Token, TokenResponse, parse_challenge};
+use crate::auth::{Challenge, Scope, Token, TokenResponse, canonical_scope, parse_challenge};
 use crate::config::RegistryConfig;
 use crate::credentials::{CredentialProvider, Credentials, FoundCredentials};
 use crate::error::{RegistryError, Result};
@@ -534,8 +534,10 @@ fn refusal_detail(
     body: &str,
 ) -> String {
     let (wanted, error) = match challenge {
-        Some(Challenge::Bearer { scope: s, error, .. }) => (
-            s.clone().unwrap_or_else(|| scope.items().join(" ")),
+        Some(Challenge::Bearer {
+            scope: s, error, ..
+        }) => (
+            canonical_scope(&s.clone().unwrap_or_else(|| scope.items().join(" "))),
             error.as_deref(),
         ),
         _ => (scope.items().join(" "), None),
@@ -564,7 +566,9 @@ fn refusal_detail(
         (StatusCode::UNAUTHORIZED, _, Some(source)) => {
             format!("the registry rejected the credentials from {source} ({body})")
         }
-        (_, _, Some(source)) => format!("access denied with the credentials from {source} ({body})"),
+        (_, _, Some(source)) => {
+            format!("access denied with the credentials from {source} ({body})")
+        }
         (_, _, None) => format!("access denied ({body})"),
     }
 }

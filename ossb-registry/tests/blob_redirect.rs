@@ -48,7 +48,10 @@ async fn blob_redirect_to_storage_drops_credentials_and_checks_the_digest() {
     let dir = tempfile::tempdir().expect("tempdir");
     let img = build_image(dir.path(), "redirect");
     let r = Reference::parse(&format!("{host}/ossb/redirect:v1")).expect("ref");
-    client.put_blob(&r, &img.layer_path).await.expect("push layer");
+    client
+        .put_blob(&r, &img.layer_path)
+        .await
+        .expect("push layer");
     client
         .put_blob(&r, &img.config_path)
         .await
@@ -89,7 +92,10 @@ async fn blob_redirect_to_storage_drops_credentials_and_checks_the_digest() {
     );
     let reqs = storage.requests();
     assert_eq!(reqs.len(), 1, "{reqs:#?}");
-    assert_eq!(reqs[0].query().get("signature").map(String::as_str), Some("ossb-test"));
+    assert_eq!(
+        reqs[0].query().get("signature").map(String::as_str),
+        Some("ossb-test")
+    );
     assert!(
         reqs[0].header("authorization").is_none(),
         "credentials must not follow a redirect to another host: {reqs:#?}"
@@ -99,7 +105,10 @@ async fn blob_redirect_to_storage_drops_credentials_and_checks_the_digest() {
         .get_blob_to(&r, &img.config_digest, &mut Vec::new())
         .await
         .expect_err("storage served the wrong bytes");
-    assert!(matches!(err, RegistryError::DigestMismatch { .. }), "{err:?}");
+    assert!(
+        matches!(err, RegistryError::DigestMismatch { .. }),
+        "{err:?}"
+    );
     assert_eq!(err.exit_code() as i32, 3);
     let actual = Digest::sha256_of(b"not the config");
     assert!(err.to_string().contains(actual.as_str()), "{err}");

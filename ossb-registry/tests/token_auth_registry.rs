@@ -11,7 +11,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use common::{build_image, skopeo_inspect, write_pseudo_random};
-use ossb_registry::auth::{Challenge, parse_challenge};
+use ossb_registry::auth::{Challenge, canonical_scope, parse_challenge};
 use ossb_registry::manifest::OCI_MANIFEST;
 use ossb_registry::{
     Credentials, Digest, MountOutcome, Reference, RegistryClient, RegistryConfig, RegistryError,
@@ -48,7 +48,8 @@ fn policy() -> TokenAuth {
 }
 
 fn tokens(reg: &Registry) -> &TokenServer {
-    reg.token_server().expect("token-auth registry has a token server")
+    reg.token_server()
+        .expect("token-auth registry has a token server")
 }
 
 /// A client for the registry (loopback: TLS without verification, as Docker does) with one
@@ -75,7 +76,8 @@ fn reference(reg: &Registry, repo_tag: &str) -> Reference {
     Reference::parse(&format!("{}/{repo_tag}", reg.host())).expect("reference")
 }
 
-/// The scope the registry itself challenges an unauthenticated request with.
+/// The scope the registry itself challenges an unauthenticated request with (actions in
+/// canonical order).
 fn challenged_scope(reg: &Registry, method: &str, path: &str) -> String {
     let out = Command::new("curl")
         .args(["-sk", "-o", "/dev/null", "-D", "-", "-X", method])
@@ -98,7 +100,8 @@ fn challenged_scope(reg: &Registry, method: &str, path: &str) -> String {
             ..
         }) => {
             assert_eq!(service.as_deref(), Some(TOKEN_SERVICE), "{value}");
-            scope
+            // Distribution lists the actions in no fixed order.
+            canonical_scope(&scope)
         }
         other => panic!("expected a bearer challenge with a scope, got {other:?} from {value}"),
     }
@@ -109,7 +112,10 @@ fn scopes_of(requests: &[TokenRequest]) -> Vec<Vec<String>> {
 }
 
 async fn push_image(client: &RegistryClient, r: &Reference, img: &common::TestImage) -> Digest {
-    client.put_blob(r, &img.layer_path).await.expect("push layer");
+    client
+        .put_blob(r, &img.layer_path)
+        .await
+        .expect("push layer");
     client
         .put_blob(r, &img.config_path)
         .await
@@ -154,7 +160,10 @@ async fn push_and_pull_ask_for_the_scopes_the_registry_challenges() {
     tokens(&reg).clear_requests();
     let bob = client(&reg, Some((BOB, BOB_PASS)));
     let (bytes, mt, digest) = bob.get_manifest(&r).await.expect("bob pulls the manifest");
-    assert_eq!((bytes, mt, &digest), (img.manifest.clone(), OCI_MANIFEST.into(), &d));
+    assert_eq!(
+        (bytes, mt, &digest),
+        (img.manifest.clone(), OCI_MANIFEST.into(), &d)
+    );
     let mut layer = Vec::new();
     bob.get_blob_to(&r, &img.layer_digest, &mut layer)
         .await
@@ -194,7 +203,10 @@ async fn es256_tokens_identified_by_key_id_are_accepted() {
         .expect("base64url header");
     let header: serde_json::Value = serde_json::from_slice(&header).expect("header json");
     assert_eq!(header["alg"], "ES256");
-    assert_eq!(header["kid"].as_str().map(|k| k.split(':').count()), Some(12));
+    assert_eq!(
+        header["kid"].as_str().map(|k| k.split(':').count()),
+        Some(12)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -248,7 +260,12 @@ async fn an_expired_token_refused_by_the_registry_is_replaced() {
     let r = reference(&reg, "ossb/app:v1");
     let alice = client(&reg, Some((ALICE, ALICE_PASS)));
     let d = Digest::sha256_of(&std::fs::read(&path).expect("read"));
-    assert!(!alice.blob_exists(&r, &d).await.expect("head with a renewed token"));
+    assert!(
+        !alice
+            .blob_exists(&r, &d)
+            .await
+            .expect("head with a renewed token")
+    );
     let reqs = tokens(&reg).requests();
     assert_eq!(
         scopes_of(&reqs),
@@ -304,7 +321,11 @@ async fn wrong_password_is_refused_by_the_token_server() {
     }
     assert!(!msg.contains("not-alices-password") && !format!("{err:?}").contains("not-alices"));
     let reqs = tokens(&reg).requests();
-    assert_eq!(reqs.len(), 1, "a refused password is not retried: {reqs:#?}");
+    assert_eq!(
+        reqs.len(),
+        1,
+        "a refused password is not retried: {reqs:#?}"
+    );
     assert_eq!(
         (reqs[0].status, reqs[0].user.as_deref()),
         (401, Some(ALICE))
@@ -323,7 +344,11 @@ async fn pull_only_account_cannot_push() {
     let bob = client(&reg, Some((BOB, BOB_PASS)));
     bob.get_manifest(&r).await.expect("bob may pull");
     let err = bob
-        .put_manifest(&reference(&reg, "ossb/app:bob"), &img.manifest, OCI_MANIFEST)
+        .put_manifest(
+            &reference(&reg, "ossb/app:bob"),
+            &img.manifest,
+            OCI_MANIFEST,
+        )
         .await
         .expect_err("bob may not push");
     assert!(matches!(err, RegistryError::Auth { .. }), "{err:?}");
@@ -384,9 +409,10 @@ async fn anonymous_pull_of_a_public_repository_and_refused_push() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cross_repository_mount_asks_for_both_repositories() {
-    let policy = policy()
-        .user("carol", "carol-pass-3")
-        .grant("carol", "ossb/carol", &["pull", "push"]);
+    let policy =
+        policy()
+            .user("carol", "carol-pass-3")
+            .grant("carol", "ossb/carol", &["pull", "push"]);
     let Some(reg) = start(policy) else { return };
     let dir = tempfile::tempdir().expect("tempdir");
     let img = build_image(dir.path(), "mount");
@@ -395,7 +421,10 @@ async fn cross_repository_mount_asks_for_both_repositories() {
     let alice = client(&reg, Some((ALICE, ALICE_PASS)));
     push_image(&alice, &src, &img).await;
 
-    let path = format!("/v2/ossb/copy/blobs/uploads/?mount={}&from=ossb/app", img.layer_digest);
+    let path = format!(
+        "/v2/ossb/copy/blobs/uploads/?mount={}&from=ossb/app",
+        img.layer_digest
+    );
     let wanted = challenged_scope(&reg, "POST", &path);
     let wanted: BTreeSet<&str> = wanted.split(' ').collect();
     assert_eq!(

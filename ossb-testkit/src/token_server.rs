@@ -395,12 +395,7 @@ fn serve(stream: TcpStream, shared: &Shared) -> io::Result<()> {
             _ => {
                 record.status = 400;
                 lock(&shared.log).push(record);
-                return respond(
-                    &stream,
-                    400,
-                    "",
-                    r#"{"error":"unsupported_grant_type"}"#,
-                );
+                return respond(&stream, 400, "", r#"{"error":"unsupported_grant_type"}"#);
             }
         }
     } else {
@@ -468,7 +463,12 @@ fn serve(stream: TcpStream, shared: &Shared) -> io::Result<()> {
         Err(e) => {
             record.status = 500;
             lock(&shared.log).push(record);
-            return respond(&stream, 500, "", &serde_json::json!({"details": e}).to_string());
+            return respond(
+                &stream,
+                500,
+                "",
+                &serde_json::json!({"details": e}).to_string(),
+            );
         }
     };
     lock(&shared.tokens).push(token.clone());
@@ -557,10 +557,20 @@ mod tests {
             )
         };
         assert_eq!(
-            req(Some("u"), &["repository:a:pull,push", "repository:b:pull,push", "repository:c:pull"]),
+            req(
+                Some("u"),
+                &[
+                    "repository:a:pull,push",
+                    "repository:b:pull,push",
+                    "repository:c:pull"
+                ]
+            ),
             vec![
                 ("a".to_string(), vec!["pull".to_string()]),
-                ("b".to_string(), vec!["pull".to_string(), "push".to_string()]),
+                (
+                    "b".to_string(),
+                    vec!["pull".to_string(), "push".to_string()]
+                ),
             ]
         );
         assert!(req(None, &["repository:a:pull"]).is_empty());
