@@ -118,7 +118,17 @@ fn build_push_and_push_through_token_auth() {
     let out = ossb(
         &env,
         &good,
-        &["build", "--progress", "quiet", "--push", "-t", &app, &ctx],
+        &[
+            "build",
+            "--progress",
+            "quiet",
+            "--output",
+            "type=image",
+            "--push",
+            "-t",
+            &app,
+            &ctx,
+        ],
     );
     assert!(out.status.success(), "build --push failed:\n{}", text(&out));
     let digest = String::from_utf8_lossy(&out.stdout).trim().to_string();
@@ -175,7 +185,17 @@ fn wrong_password_and_denied_push_exit_4() {
     let out = ossb(
         &env,
         &good,
-        &["build", "--progress", "quiet", "--push", "-t", &app, &ctx],
+        &[
+            "build",
+            "--progress",
+            "quiet",
+            "--output",
+            "type=image",
+            "--push",
+            "-t",
+            &app,
+            &ctx,
+        ],
     );
     assert!(out.status.success(), "{}", text(&out));
 
