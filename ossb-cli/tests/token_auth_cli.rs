@@ -245,3 +245,54 @@ fn wrong_password_and_denied_push_exit_4() {
         "{reqs:#?}"
     );
 }
+
+#[test]
+fn push_with_credentials_from_the_registry_config() {
+    let Some(reg) = start() else { return };
+    let env = Env::new();
+    let host = reg.host();
+    let ctx = context(&env);
+    let app = format!("{host}/team/app:1");
+    // Built into the store only; no Docker config anywhere.
+    let empty = env.path("docker-empty").display().to_string();
+    let out = ossb(
+        &env,
+        &empty,
+        &["build", "--progress", "quiet", "-t", &app, &ctx],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let out = ossb(&env, &empty, &["push", &app]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no credentials are configured"),
+        "{}",
+        text(&out)
+    );
+
+    let ca = reg.ca_cert_path().expect("ca").display().to_string();
+    let cfg = env.write(
+        "registries.yaml",
+        &format!(
+            "registries:\n  \"{host}\":\n    username: {USER}\n    password: {PASS}\n    \
+             ca_file: {ca}\n"
+        ),
+    );
+    tokens(&reg).clear_requests();
+    let out = ossb(
+        &env,
+        &empty,
+        &[
+            "push",
+            "--registry-config",
+            cfg.to_str().expect("utf8"),
+            &app,
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert_no_secrets(&out, &reg);
+    let reqs = tokens(&reg).requests();
+    assert!(
+        !reqs.is_empty() && reqs.iter().all(|q| q.user.as_deref() == Some(USER)),
+        "{reqs:#?}"
+    );
+}
