@@ -269,14 +269,37 @@ fn push_with_credentials_from_the_registry_config() {
         text(&out)
     );
 
-    let ca = reg.ca_cert_path().expect("ca").display().to_string();
-    let cfg = env.write(
-        "registries.yaml",
-        &format!(
-            "registries:\n  \"{host}\":\n    username: {USER}\n    password: {PASS}\n    \
-             ca_file: {ca}\n"
-        ),
+    // A loopback registry with its own `ca_file` is verified against it: a CA that did not
+    // sign the registry's certificate is a TLS error (exit 3), the right one works.
+    let config = |name: &str, ca: &Path| {
+        env.write(
+            name,
+            &format!(
+                "registries:\n  \"{host}\":\n    username: {USER}\n    password: {PASS}\n    \
+                 ca_file: {}\n",
+                ca.display()
+            ),
+        )
+    };
+    let wrong_ca = config("wrong-ca.yaml", tokens(&reg).root_cert_bundle());
+    let out = ossb(
+        &env,
+        &empty,
+        &[
+            "push",
+            "--registry-config",
+            wrong_ca.to_str().expect("utf8"),
+            &app,
+        ],
     );
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("tls error talking to registry {host}")),
+        "{stderr}"
+    );
+    assert_no_secrets(&out, &reg);
+    let cfg = config("registries.yaml", reg.ca_cert_path().expect("ca"));
     tokens(&reg).clear_requests();
     let out = ossb(
         &env,
