@@ -19,6 +19,8 @@
 //! [`FaultProxy::set_blob_redirect`] answers blob `GET`s with `307` to another server (as
 //! Distribution does with an S3 or GCS storage driver), and [`FaultProxy::set_basic_gate`]
 //! demands basic authentication for every request, so that clients send `Authorization`.
+//! [`FaultProxy::set_header_override`] makes a lying registry: one header of every relayed
+//! answer is replaced (a wrong `Docker-Content-Digest`).
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -112,6 +114,8 @@ struct State {
     blob_redirect: Mutex<Option<String>>,
     /// Requests without `Authorization` get a basic challenge when set.
     basic_gate: AtomicBool,
+    /// A response header (lowercase name, value) replaced in relayed answers.
+    header_override: Mutex<Option<(String, String)>>,
 }
 
 /// A running proxy; stopped on drop.
@@ -141,6 +145,7 @@ impl FaultProxy {
             stop: AtomicBool::new(false),
             blob_redirect: Mutex::new(None),
             basic_gate: AtomicBool::new(false),
+            header_override: Mutex::new(None),
         });
         let st = state.clone();
         let accept = std::thread::spawn(move || {
@@ -188,6 +193,11 @@ impl FaultProxy {
     /// challenge; requests with one are forwarded (the registry behind ignores it).
     pub fn set_basic_gate(&self, on: bool) {
         self.state.basic_gate.store(on, Ordering::SeqCst);
+    }
+
+    /// Replaces header `name` (when present) in every relayed answer with `value`.
+    pub fn set_header_override(&self, name: &str, value: &str) {
+        *lock(&self.state.header_override) = Some((name.to_ascii_lowercase(), value.to_string()));
     }
 
     /// Every request seen so far.
@@ -384,6 +394,24 @@ fn respond(conn: &mut TcpStream, status: u16, reason: &str, extra: &str) -> io::
     conn.flush()
 }
 
+/// The answer with header `name` (lowercase) given `value`, when it has that header.
+fn override_header(answer: &[u8], name: &str, value: &str) -> Vec<u8> {
+    let Some(end) = answer.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return answer.to_vec();
+    };
+    let head = String::from_utf8_lossy(&answer[..end]);
+    let lines: Vec<String> = head
+        .split("\r\n")
+        .map(|line| match line.split_once(':') {
+            Some((n, _)) if n.trim().eq_ignore_ascii_case(name) => format!("{n}: {value}"),
+            _ => line.to_string(),
+        })
+        .collect();
+    let mut out = lines.join("\r\n").into_bytes();
+    out.extend_from_slice(&answer[end..]);
+    out
+}
+
 fn handle(state: &State, conn: TcpStream) -> io::Result<()> {
     conn.set_read_timeout(Some(IO_TIMEOUT))?;
     conn.set_write_timeout(Some(IO_TIMEOUT))?;
@@ -480,6 +508,10 @@ fn handle(state: &State, conn: TcpStream) -> io::Result<()> {
     up.flush()?;
     let mut answer = Vec::new();
     up.read_to_end(&mut answer)?;
+    let over = lock(&state.header_override).clone();
+    if let Some((name, value)) = over {
+        answer = override_header(&answer, &name, &value);
+    }
     let status = String::from_utf8_lossy(&answer[..answer.len().min(16)])
         .split(' ')
         .nth(1)
