@@ -172,6 +172,39 @@ fn build_push_and_push_through_token_auth() {
     let mounted = reqs.iter().find(|q| q.scopes == mount);
     assert!(mounted.is_some(), "a mount token was asked for: {reqs:#?}");
     assert_eq!(mounted.map(|q| q.granted.clone()), Some(mount.to_vec()));
+
+    // A pull-only account builds FROM the pushed image: only pull scopes are asked for.
+    let reader = docker_config(&env, "docker-reader", host, READER, READER_PASS);
+    env.write(
+        "from/Dockerfile",
+        &format!("FROM {app}\nCOPY extra.txt /\n"),
+    );
+    env.write("from/extra.txt", "on top\n");
+    tokens(&reg).clear_requests();
+    let dest = env.path("from-oci");
+    let out = ossb(
+        &env,
+        &reader,
+        &[
+            "build",
+            "--progress",
+            "quiet",
+            "--output",
+            &format!("type=oci,dest={}", dest.display()),
+            env.path("from").to_str().expect("utf8"),
+        ],
+    );
+    assert!(out.status.success(), "build FROM failed:\n{}", text(&out));
+    assert_no_secrets(&out, &reg);
+    let reqs = tokens(&reg).requests();
+    assert!(
+        !reqs.is_empty(),
+        "the base image was pulled through token auth"
+    );
+    for q in &reqs {
+        assert_eq!(q.scopes, ["repository:team/app:pull"], "{reqs:#?}");
+        assert_eq!(q.user.as_deref(), Some(READER));
+    }
 }
 
 #[test]
