@@ -506,3 +506,33 @@ async fn identity_token_is_exchanged_with_the_oauth2_form() {
         "{reqs:#?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unavailable_token_server_is_retried() {
+    let Some(reg) = start(policy().unavailable_first(2)) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let img = build_image(dir.path(), "retry");
+    let r = reference(&reg, "ossb/app:v1");
+    let mut config = RegistryConfig {
+        cert_dirs: Vec::new(),
+        ..RegistryConfig::default()
+    };
+    config.transfer.backoff_base = std::time::Duration::from_millis(10);
+    let creds = StaticCredentials::new().with(
+        reg.host(),
+        Credentials::Basic {
+            username: ALICE.into(),
+            password: ALICE_PASS.into(),
+        },
+    );
+    let alice = RegistryClient::with_credentials(config, Arc::new(creds));
+    push_image(&alice, &r, &img).await;
+    let statuses: Vec<u16> = tokens(&reg).requests().iter().map(|q| q.status).collect();
+    assert_eq!(
+        statuses,
+        [503, 503, 200, 200],
+        "two refusals retried, then a pull token and a push token"
+    );
+}

@@ -40,6 +40,7 @@ pub struct TokenAuth {
     signing: Signing,
     expires_in: u64,
     expired_first: usize,
+    unavailable_first: usize,
 }
 
 impl TokenAuth {
@@ -105,6 +106,13 @@ impl TokenAuth {
         self
     }
 
+    /// Answers the first `n` requests with `503 Service Unavailable`, as an overloaded token
+    /// server does (clients retry with backoff).
+    pub fn unavailable_first(mut self, n: usize) -> Self {
+        self.unavailable_first = n;
+        self
+    }
+
     fn password_ok(&self, user: &str, password: &str) -> bool {
         self.users.iter().any(|(u, p)| u == user && p == password)
     }
@@ -166,7 +174,7 @@ pub struct TokenRequest {
     pub scopes: Vec<String>,
     /// The scopes granted, as `repository:NAME:ACTIONS` (empty when refused).
     pub granted: Vec<String>,
-    /// The HTTP status answered (200, 401, 400, 404).
+    /// The HTTP status answered (200, 401, 400, 404, 503).
     pub status: u16,
 }
 
@@ -176,6 +184,7 @@ struct Shared {
     log: Mutex<Vec<TokenRequest>>,
     tokens: Mutex<Vec<String>>,
     issued: AtomicUsize,
+    received: AtomicUsize,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -216,6 +225,7 @@ impl TokenServer {
             log: Mutex::new(Vec::new()),
             tokens: Mutex::new(Vec::new()),
             issued: AtomicUsize::new(0),
+            received: AtomicUsize::new(0),
         });
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
@@ -331,6 +341,7 @@ fn respond(mut stream: &TcpStream, status: u16, extra: &str, body: &str) -> io::
         400 => "Bad Request",
         401 => "Unauthorized",
         404 => "Not Found",
+        503 => "Service Unavailable",
         _ => "Error",
     };
     write!(
@@ -373,6 +384,16 @@ fn serve(stream: TcpStream, shared: &Shared) -> io::Result<()> {
         status: 200,
     };
     let policy = &shared.policy;
+    if shared.received.fetch_add(1, Ordering::SeqCst) < policy.unavailable_first {
+        record.status = 503;
+        lock(&shared.log).push(record);
+        return respond(
+            &stream,
+            503,
+            "",
+            r#"{"details":"token service unavailable"}"#,
+        );
+    }
     // Who is asking: Ok(None) anonymous, Ok(Some(user)) authenticated, Err(()) refused.
     let who: Result<Option<String>, ()> = if req.method == "POST" {
         match get("grant_type").as_deref() {
