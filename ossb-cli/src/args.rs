@@ -244,4 +244,8 @@ pub struct PushArgs {
     /// An extra CA certificate (PEM) trusted for every registry, besides the system roots.
     #[arg(long = "tls-ca", value_name = "PATH", env = "OSSB_TLS_CA")]
     pub tls_ca: Option<PathBuf>,
+    /// Registry configuration file (YAML: registries with credentials, CA files and insecure
+    /// flags, insecure; mirrors are for pulls and not used by a push).
+    #[arg(long, value_name = "PATH", env = "OSSB_REGISTRY_CONFIG")]
+    pub registry_config: Option<PathBuf>,
 }

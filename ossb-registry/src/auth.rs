@@ -21,6 +21,9 @@ pub enum Challenge {
         service: Option<String>,
         /// The scope the registry asked for, if any.
         scope: Option<String>,
+        /// Why a presented token was refused: `invalid_token` (expired, badly signed,
+        /// unknown issuer) or `insufficient_scope` (it does not grant the access needed).
+        error: Option<String>,
     },
 }
 
@@ -41,6 +44,7 @@ pub fn parse_challenge(header: &str) -> Option<Challenge> {
             realm: get("realm")?,
             service: get("service"),
             scope: get("scope"),
+            error: get("error"),
         }),
         _ => None,
     }
@@ -132,6 +136,30 @@ impl Scope {
     }
 }
 
+/// A scope string (`repository:a:push,pull repository:b:pull`, items separated by spaces)
+/// with each item's actions in a fixed order: `pull`, `push`, then the rest alphabetically.
+/// Distribution lists actions in no particular order; messages and comparisons should not
+/// depend on it.
+pub fn canonical_scope(scope: &str) -> String {
+    scope
+        .split_whitespace()
+        .map(|item| match item.rsplit_once(':') {
+            Some((resource, actions)) => {
+                let mut acts: Vec<&str> = actions.split(',').filter(|a| !a.is_empty()).collect();
+                acts.sort_by_key(|a| match *a {
+                    "pull" => (0, *a),
+                    "push" => (1, *a),
+                    _ => (2, *a),
+                });
+                acts.dedup();
+                format!("{resource}:{}", acts.join(","))
+            }
+            None => item.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// A bearer token from a token endpoint.
 #[derive(Clone)]
 pub(crate) struct Token {
@@ -177,6 +205,7 @@ mod tests {
                 realm: "https://auth.docker.io/token".into(),
                 service: Some("registry.docker.io".into()),
                 scope: Some("repository:library/alpine:pull".into()),
+                error: None,
             })
         );
     }
@@ -195,6 +224,18 @@ mod tests {
                 realm: "https://a/t".into(),
                 service: Some("reg".into()),
                 scope: Some("a \"b\"".into()),
+                error: None,
+            })
+        );
+        assert_eq!(
+            parse_challenge(
+                r#"Bearer realm="http://t/token",service="reg",scope="repository:a:pull,push repository:b:pull",error="insufficient_scope""#
+            ),
+            Some(Challenge::Bearer {
+                realm: "http://t/token".into(),
+                service: Some("reg".into()),
+                scope: Some("repository:a:pull,push repository:b:pull".into()),
+                error: Some("insufficient_scope".into()),
             })
         );
         assert_eq!(parse_challenge("Negotiate abc"), None);
@@ -221,6 +262,15 @@ mod tests {
             .into_token()
             .is_none()
         );
+    }
+
+    #[test]
+    fn canonical_scopes() {
+        assert_eq!(
+            canonical_scope("repository:a/b:push,pull  repository:c:delete,push,pull,pull"),
+            "repository:a/b:pull,push repository:c:pull,push,delete"
+        );
+        assert_eq!(canonical_scope("registry:catalog:*"), "registry:catalog:*");
     }
 
     #[test]

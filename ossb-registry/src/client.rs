@@ -13,7 +13,7 @@ use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
 use url::Url;
 
-use crate::auth::{Challenge, Scope, Token, TokenResponse, parse_challenge};
+use crate::auth::{Challenge, Scope, Token, TokenResponse, canonical_scope, parse_challenge};
 use crate::config::RegistryConfig;
 use crate::credentials::{CredentialProvider, Credentials, FoundCredentials};
 use crate::error::{RegistryError, Result};
@@ -327,27 +327,24 @@ impl RegistryClient {
                 }
                 StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
                     let status = resp.status();
+                    let challenge = resp
+                        .headers()
+                        .get(WWW_AUTHENTICATE)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(parse_challenge);
                     let body = error_body(resp).await;
-                    let found = self.credentials(st, operation)?;
-                    let detail = match (status, found) {
-                        (StatusCode::UNAUTHORIZED, None) => format!(
-                            "the registry requires authentication and no credentials are configured for {} ({body})",
-                            st.creds_host
-                        ),
-                        (StatusCode::UNAUTHORIZED, Some(f)) => format!(
-                            "the registry rejected the credentials from {} ({body})",
-                            f.source
-                        ),
-                        (_, Some(f)) => format!(
-                            "access denied with the credentials from {} ({body})",
-                            f.source
-                        ),
-                        (_, None) => format!("access denied ({body})"),
-                    };
+                    let source = self.credentials(st, operation)?.map(|f| f.source);
                     return Err(RegistryError::Auth {
                         registry: st.host.clone(),
                         operation: operation.to_string(),
-                        detail,
+                        detail: refusal_detail(
+                            st,
+                            status,
+                            challenge.as_ref(),
+                            source.as_deref(),
+                            scope,
+                            &body,
+                        ),
                     });
                 }
                 _ => return Ok(resp),
@@ -522,6 +519,57 @@ impl RegistryClient {
                 &format!("token server {realm_host} sent no token"),
             )
         })
+    }
+}
+
+/// What a final 401/403 means, in words: missing or refused credentials, a token that does
+/// not grant the access needed (`insufficient_scope`), or a token the registry does not
+/// accept at all (`invalid_token`: a token server and registry that disagree).
+fn refusal_detail(
+    st: &HostState,
+    status: StatusCode,
+    challenge: Option<&Challenge>,
+    source: Option<&str>,
+    scope: &Scope,
+    body: &str,
+) -> String {
+    let (wanted, error) = match challenge {
+        Some(Challenge::Bearer {
+            scope: s, error, ..
+        }) => (
+            canonical_scope(&s.clone().unwrap_or_else(|| scope.items().join(" "))),
+            error.as_deref(),
+        ),
+        _ => (scope.items().join(" "), None),
+    };
+    match (status, error, source) {
+        (StatusCode::UNAUTHORIZED, Some("insufficient_scope"), Some(source)) => format!(
+            "the token obtained with the credentials from {source} does not grant {wanted} \
+             (insufficient_scope: the token server gave this account less access than the \
+             operation needs; {body})"
+        ),
+        (StatusCode::UNAUTHORIZED, Some("insufficient_scope"), None) => format!(
+            "anonymous access does not grant {wanted} (insufficient_scope) and no credentials \
+             are configured for {} ({body})",
+            st.creds_host
+        ),
+        (StatusCode::UNAUTHORIZED, Some("invalid_token"), _) => format!(
+            "the registry does not accept the tokens of its token server (invalid_token: \
+             expired, or issuer, service or signing certificate not what the registry is \
+             configured with; {body})"
+        ),
+        (StatusCode::UNAUTHORIZED, _, None) => format!(
+            "the registry requires authentication and no credentials are configured for {} \
+             ({body})",
+            st.creds_host
+        ),
+        (StatusCode::UNAUTHORIZED, _, Some(source)) => {
+            format!("the registry rejected the credentials from {source} ({body})")
+        }
+        (_, _, Some(source)) => {
+            format!("access denied with the credentials from {source} ({body})")
+        }
+        (_, _, None) => format!("access denied ({body})"),
     }
 }
 

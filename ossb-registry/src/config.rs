@@ -258,6 +258,17 @@ mirrors:
 "#;
 
     #[test]
+    fn default_cert_dirs_are_the_containers_and_docker_ones() {
+        assert_eq!(
+            RegistryConfig::default().cert_dirs,
+            [
+                PathBuf::from("/etc/containers/certs.d"),
+                PathBuf::from("/etc/docker/certs.d")
+            ]
+        );
+    }
+
+    #[test]
     fn parses_yaml() {
         let c = RegistryConfig::from_yaml(YAML).expect("valid yaml");
         assert_eq!(c.default_registry.as_deref(), Some("registry.example.com"));

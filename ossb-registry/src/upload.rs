@@ -23,9 +23,11 @@ const READ_BUF: usize = 256 << 10;
 pub enum MountOutcome {
     /// The registry linked the blob from the other repository; nothing was uploaded.
     Mounted,
-    /// The registry declined the mount, and the blob was uploaded from the fallback file.
+    /// The registry declined the mount (or the token did not cover the source repository),
+    /// and the blob was uploaded from the fallback file.
     Uploaded,
-    /// The registry declined the mount and no fallback file was given.
+    /// The registry declined the mount (or the token did not cover the source repository)
+    /// and no fallback file was given.
     NotMounted,
 }
 
@@ -56,8 +58,10 @@ impl RegistryClient {
         self.upload(&st, r, path, digest, size, None).await
     }
 
-    /// Mounts a blob from another repository of the same registry. When the registry answers
-    /// 202 (mount declined) and `fallback` is given, uploads that file instead.
+    /// Mounts a blob from another repository of the same registry; with token
+    /// authentication the token asked for covers push on the target and pull on the source.
+    /// When the registry answers 202 (mount declined) or refuses the mount for lack of
+    /// access, and `fallback` is given, uploads that file instead.
     pub async fn mount_blob(
         &self,
         r: &Reference,
@@ -72,7 +76,7 @@ impl RegistryClient {
         );
         let path = format!("v2/{}/blobs/uploads/", r.repository);
         let scope = Scope::push(&r.repository).and_pull(from_repository);
-        let resp = self
+        let sent = self
             .send(&st, &scope, &op, true, |c, base| {
                 let mut url = join(&st, base, &path)?;
                 url.query_pairs_mut()
@@ -80,7 +84,27 @@ impl RegistryClient {
                     .append_pair("from", from_repository);
                 Ok(c.post(url).header(CONTENT_LENGTH, 0))
             })
-            .await?;
+            .await;
+        let resp = match sent {
+            Ok(resp) => resp,
+            // The account may push here but not pull from the source repository, so the
+            // token does not cover the mount: upload instead, as Docker does. An account
+            // that may not push at all fails at the upload with its own message.
+            Err(e @ RegistryError::Auth { .. }) => {
+                tracing::debug!(registry = %st.host, %digest, from = from_repository, error = %e, "cross-repository mount refused; uploading instead");
+                return match fallback {
+                    Some(file) => {
+                        let size = std::fs::metadata(file)
+                            .map_err(|e| file_err(&st, file, e))?
+                            .len();
+                        self.upload(&st, r, file, digest, size, None).await?;
+                        Ok(MountOutcome::Uploaded)
+                    }
+                    None => Ok(MountOutcome::NotMounted),
+                };
+            }
+            Err(e) => return Err(e),
+        };
         match resp.status() {
             StatusCode::CREATED => Ok(MountOutcome::Mounted),
             StatusCode::ACCEPTED => {

@@ -1,6 +1,7 @@
 //! Runs every credential flow with debug-level tracing captured into a buffer, and checks
 //! that no password, token or key appears in the logs, in any error text or in `Debug`
-//! output. Real registry (TLS + htpasswd) for the file and helper sources; FAKE cloud
+//! output. Real registries (TLS + htpasswd, TLS + token authentication) for the file and
+//! helper sources and the bearer flow; FAKE cloud
 //! services (`common/cloud_fakes.rs`) for ECR, STS, GCE metadata, Entra ID and ACR.
 
 #![cfg(all(feature = "ecr", feature = "gcr", feature = "acr"))]
@@ -17,7 +18,7 @@ use ossb_registry::manifest::OCI_MANIFEST;
 use ossb_registry::{
     CredentialChain, CredentialProvider, Environment, Reference, RegistryClient, RegistryConfig,
 };
-use ossb_testkit::{Registry, require_tool};
+use ossb_testkit::{Registry, TokenAuth, require_tool};
 
 const USER: &str = "leak-user";
 const PASS: &str = "LEAKCHECK-registry-password-a1";
@@ -250,6 +251,50 @@ fn no_secret_in_logs_errors_or_debug() {
         }
     }
 
+    // A real registry with token authentication: a right and a wrong password, and the
+    // issued bearer tokens, which must not show up either.
+    let mut issued: Vec<String> = Vec::new();
+    if ["docker-registry", "openssl", "curl"]
+        .iter()
+        .all(|t| require_tool(t))
+    {
+        let policy = TokenAuth::new()
+            .user(USER, PASS)
+            .grant(USER, "ossb/leak", &["pull", "push"]);
+        let reg = Registry::start_token_auth(policy).expect("token registry");
+        let img = build_image(d, "leak-token");
+        for (i, pass) in [PASS, WRONG].iter().enumerate() {
+            let sub = d.join(format!("token{i}"));
+            std::fs::create_dir_all(sub.join("home/.docker")).expect("mkdir");
+            std::fs::write(
+                sub.join("home/.docker/config.json"),
+                auths(reg.host(), USER, pass),
+            )
+            .expect("w");
+            let client = RegistryClient::with_credentials(
+                RegistryConfig {
+                    cert_dirs: Vec::new(),
+                    ..RegistryConfig::default()
+                },
+                Arc::new(chain(&sub, base())),
+            );
+            let r = Reference::parse(&format!("{}/ossb/leak:v1", reg.host())).expect("ref");
+            let result = rt.block_on(async {
+                client.put_blob(&r, &img.layer_path).await?;
+                client.put_blob(&r, &img.config_path).await?;
+                client.put_manifest(&r, &img.manifest, OCI_MANIFEST).await?;
+                client.get_manifest(&r).await
+            });
+            match (i, result) {
+                (0, Ok(_)) => {}
+                (1, Err(e)) => texts.push(format!("{e} {e:?}")),
+                (_, other) => panic!("unexpected token result {i}: {:?}", other.map(|_| ())),
+            }
+        }
+        issued = reg.token_server().expect("token server").issued_tokens();
+        assert!(!issued.is_empty(), "tokens were issued");
+    }
+
     let logs = String::from_utf8_lossy(&buffer.0.lock().expect("lock")).to_string();
     assert!(
         logs.contains("using registry credentials"),
@@ -275,6 +320,12 @@ fn no_secret_in_logs_errors_or_debug() {
         b64(WRONG),
     ];
     let all_text = texts.join("\n");
+    for token in &issued {
+        assert!(
+            !logs.contains(token.as_str()) && !all_text.contains(token.as_str()),
+            "an issued bearer token leaked"
+        );
+    }
     assert!(
         all_text.contains("rejected the credentials from kubernetes secret"),
         "{all_text}"

@@ -306,3 +306,86 @@ async fn mirror_is_tried_first_and_origin_is_the_fallback() {
     let (_, _, d) = client.get_manifest(&r).await.expect("served by the mirror");
     assert_eq!(d, mirror_digest);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mirrors_are_tried_in_order_and_never_pushed_to() {
+    let Some(origin) = start() else { return };
+    let empty = Registry::start_plain().expect("mirror without the image");
+    let full = Registry::start_plain().expect("mirror with the image");
+    // A port nobody listens on: a mirror that is down.
+    let down = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .to_string();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plain = RegistryClient::new(RegistryConfig::default()).expect("client");
+    let on_full = reference(&full, "ossb/mirrored:v1");
+    let img = build_image(dir.path(), "second-mirror");
+    plain
+        .put_blob(&on_full, &img.layer_path)
+        .await
+        .expect("layer");
+    plain
+        .put_blob(&on_full, &img.config_path)
+        .await
+        .expect("config");
+    let mirror_digest = plain
+        .put_manifest(&on_full, &img.manifest, OCI_MANIFEST)
+        .await
+        .expect("manifest");
+
+    let yaml = format!(
+        "mirrors:\n  \"{}\": [\"{down}\", \"{}\", \"{}\"]\n",
+        origin.host(),
+        empty.host(),
+        full.host()
+    );
+    let mut config = RegistryConfig::from_yaml(&yaml).expect("yaml");
+    config.transfer.max_retries = 1;
+    config.transfer.backoff_base = std::time::Duration::from_millis(10);
+    let client = RegistryClient::new(config).expect("client");
+    let r = reference(&origin, "ossb/mirrored:v1");
+    // Down, then not found, then served by the third mirror; the origin has nothing.
+    let (_, _, d) = client.get_manifest(&r).await.expect("third mirror serves");
+    assert_eq!(d, mirror_digest);
+    let mut layer = Vec::new();
+    client
+        .get_blob_to(&r, &img.layer_digest, &mut layer)
+        .await
+        .expect("blob from the mirror");
+    assert_eq!(Digest::sha256_of(&layer), img.layer_digest);
+
+    // Pushes go to the origin only.
+    let pushed = build_image(dir.path(), "pushed");
+    let target = reference(&origin, "ossb/pushed:v1");
+    client
+        .put_blob(&target, &pushed.layer_path)
+        .await
+        .expect("layer");
+    client
+        .put_blob(&target, &pushed.config_path)
+        .await
+        .expect("config");
+    let d = client
+        .put_manifest(&target, &pushed.manifest, OCI_MANIFEST)
+        .await
+        .expect("manifest");
+    let (_, _, on_origin) = plain.get_manifest(&target).await.expect("on the origin");
+    assert_eq!(on_origin, d);
+    for m in [&empty, &full] {
+        let there = reference(m, "ossb/pushed:v1");
+        assert!(
+            !plain
+                .blob_exists(&there, &pushed.layer_digest)
+                .await
+                .expect("head"),
+            "a push reached mirror {}",
+            m.host()
+        );
+        assert!(
+            plain.head_manifest(&there).await.expect("head").is_none(),
+            "a push reached mirror {}",
+            m.host()
+        );
+    }
+}

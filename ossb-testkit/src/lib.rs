@@ -1,17 +1,23 @@
 //! OSSB test harness (dev only).
 //!
 //! * [`Registry`]: a real Distribution registry (`docker-registry`) on a free loopback port,
-//!   plain or with TLS and htpasswd, stopped on drop;
+//!   plain, with TLS and htpasswd, or with TLS and Docker token authentication in front of a
+//!   [`TokenServer`] of the tests' own (policy: [`TokenAuth`]), stopped on drop;
 //! * [`require_tool`]: skip a test when a tool is missing, unless `OSSB_REQUIRE_REAL=1` or `CI`
 //!   is set, in which case a missing tool fails the test;
 //! * [`busybox_rootfs`]: a minimal root filesystem made from the static busybox binary.
 
 mod conformance;
+mod jwt;
+mod openssl;
 mod registry;
 mod rootfs;
+mod token_server;
 mod tools;
 
 pub use conformance::conformance_path;
+pub use jwt::Signing;
 pub use registry::{Registry, RegistryStartError};
 pub use rootfs::{BUSYBOX_APPLETS, busybox_rootfs};
+pub use token_server::{TOKEN_ISSUER, TOKEN_SERVICE, TokenAuth, TokenRequest, TokenServer};
 pub use tools::{find_tool, require_real, require_tool};

@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::openssl::openssl;
+use crate::token_server::{TOKEN_ISSUER, TOKEN_SERVICE, TokenAuth, TokenServer};
+
 /// The registry binary that is run.
 const REGISTRY_BIN: &str = "docker-registry";
 
@@ -32,7 +35,15 @@ pub struct Registry {
     host: String,
     ca_cert: Option<PathBuf>,
     credentials: Option<(String, String)>,
+    token: Option<TokenServer>,
     dir: tempfile::TempDir,
+}
+
+/// How the registry authenticates clients.
+enum Auth<'a> {
+    None,
+    Htpasswd(&'a str, &'a str),
+    Token(TokenAuth),
 }
 
 impl std::fmt::Debug for Registry {
@@ -41,6 +52,7 @@ impl std::fmt::Debug for Registry {
             .field("host", &self.host)
             .field("tls", &self.ca_cert.is_some())
             .field("auth", &self.credentials.is_some())
+            .field("token_server", &self.token)
             .finish()
     }
 }
@@ -48,13 +60,25 @@ impl std::fmt::Debug for Registry {
 impl Registry {
     /// Starts a registry with plain HTTP and no authentication.
     pub fn start_plain() -> Result<Self, RegistryStartError> {
-        Self::start(None)
+        Self::start(Auth::None)
     }
 
     /// Starts a registry with TLS (a fresh self-signed CA and a server certificate for
     /// `127.0.0.1` and `localhost`) and htpasswd basic authentication for one user.
     pub fn start_tls_htpasswd(user: &str, pass: &str) -> Result<Self, RegistryStartError> {
-        Self::start(Some((user, pass)))
+        Self::start(Auth::Htpasswd(user, pass))
+    }
+
+    /// Starts a registry with TLS (as [`Registry::start_tls_htpasswd`]) and Docker token
+    /// authentication (`auth: token:` with realm, service, issuer and rootcertbundle), in
+    /// front of a [`TokenServer`] of the tests' own that serves `policy`.
+    pub fn start_token_auth(policy: TokenAuth) -> Result<Self, RegistryStartError> {
+        Self::start(Auth::Token(policy))
+    }
+
+    /// The token server of a token-auth registry.
+    pub fn token_server(&self) -> Option<&TokenServer> {
+        self.token.as_ref()
     }
 
     /// The registry address, `127.0.0.1:PORT`.
@@ -84,16 +108,24 @@ impl Registry {
         std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
     }
 
-    fn start(auth: Option<(&str, &str)>) -> Result<Self, RegistryStartError> {
+    fn start(auth: Auth<'_>) -> Result<Self, RegistryStartError> {
         let mut dir = tempfile::Builder::new()
             .prefix("ossb-test-registry-")
             .tempdir()
             .map_err(io_err("creating a temp dir"))?;
         let ca_cert = match auth {
-            Some(_) => Some(make_certs(dir.path())?),
-            None => None,
+            Auth::None => None,
+            _ => Some(make_certs(dir.path())?),
         };
-        if let Some((user, pass)) = auth {
+        let (credentials, mut token) = match auth {
+            Auth::None => (None, None),
+            Auth::Htpasswd(u, p) => (Some((u.to_string(), p.to_string())), None),
+            Auth::Token(policy) => (
+                None,
+                Some(TokenServer::start(policy, &dir.path().join("token"))?),
+            ),
+        };
+        if let Some((user, pass)) = &credentials {
             let out = Command::new("htpasswd")
                 .args(["-Bbn", user, pass])
                 .output()
@@ -112,7 +144,12 @@ impl Registry {
         for _ in 0..5 {
             let port = free_port()?;
             let host = format!("127.0.0.1:{port}");
-            write_config(dir.path(), &host, auth.is_some())?;
+            let mode = match (&credentials, &token) {
+                (Some(_), _) => ConfigAuth::Htpasswd,
+                (None, Some(t)) => ConfigAuth::Token(t),
+                (None, None) => ConfigAuth::None,
+            };
+            write_config(dir.path(), &host, mode)?;
             let log = std::fs::File::create(dir.path().join("registry.log"))
                 .map_err(io_err("creating the registry log"))?;
             let log2 = log.try_clone().map_err(io_err("cloning the log handle"))?;
@@ -131,7 +168,8 @@ impl Registry {
                 child,
                 host,
                 ca_cert: ca_cert.clone(),
-                credentials: auth.map(|(u, p)| (u.to_string(), p.to_string())),
+                credentials: credentials.clone(),
+                token: token.take(),
                 dir,
             };
             match reg.wait_ready(port) {
@@ -140,6 +178,7 @@ impl Registry {
                     last = format!("{e}; log:\n{}", reg.log());
                     let _ = reg.child.kill();
                     let _ = reg.child.wait();
+                    token = reg.token.take();
                     // Take the directory back to retry with another port.
                     dir = std::mem::replace(
                         &mut reg.dir,
@@ -203,18 +242,36 @@ fn free_port() -> Result<u16, RegistryStartError> {
         .port())
 }
 
-fn write_config(dir: &Path, addr: &str, tls_auth: bool) -> Result<(), RegistryStartError> {
+/// The `auth:` section of the registry configuration (TLS goes with any authentication).
+enum ConfigAuth<'a> {
+    None,
+    Htpasswd,
+    Token(&'a TokenServer),
+}
+
+fn write_config(dir: &Path, addr: &str, auth: ConfigAuth<'_>) -> Result<(), RegistryStartError> {
     let d = dir.display();
     let mut cfg = format!(
         "version: 0.1\nlog:\n  level: warn\nstorage:\n  cache:\n    blobdescriptor: inmemory\n  \
          filesystem:\n    rootdirectory: {d}/data\n  delete:\n    enabled: true\nhttp:\n  \
          addr: {addr}\n  secret: ossb-test-secret\n  headers:\n    X-Content-Type-Options: [nosniff]\n"
     );
-    if tls_auth {
+    if !matches!(auth, ConfigAuth::None) {
         cfg.push_str(&format!(
-            "  tls:\n    certificate: {d}/certs/server.crt\n    key: {d}/certs/server.key\n\
-             auth:\n  htpasswd:\n    realm: ossb-test\n    path: {d}/htpasswd\n"
+            "  tls:\n    certificate: {d}/certs/server.crt\n    key: {d}/certs/server.key\n"
         ));
+    }
+    match auth {
+        ConfigAuth::None => {}
+        ConfigAuth::Htpasswd => cfg.push_str(&format!(
+            "auth:\n  htpasswd:\n    realm: ossb-test\n    path: {d}/htpasswd\n"
+        )),
+        ConfigAuth::Token(t) => cfg.push_str(&format!(
+            "auth:\n  token:\n    realm: {}\n    service: {TOKEN_SERVICE}\n    \
+             issuer: {TOKEN_ISSUER}\n    rootcertbundle: {}\n",
+            t.url(),
+            t.root_cert_bundle().display()
+        )),
     }
     std::fs::write(dir.join("config.yml"), cfg).map_err(io_err("writing the registry config"))
 }
@@ -283,18 +340,7 @@ fn make_certs(dir: &Path) -> Result<PathBuf, RegistryStartError> {
         ],
     ];
     for args in steps {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(&certs)
-            .output()
-            .map_err(io_err("running openssl"))?;
-        if !out.status.success() {
-            return Err(RegistryStartError(format!(
-                "openssl {} failed: {}",
-                args[0],
-                String::from_utf8_lossy(&out.stderr)
-            )));
-        }
+        openssl(&certs, args)?;
     }
     Ok(certs.join("ca.crt"))
 }

@@ -3,7 +3,10 @@
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
-use ossb_testkit::{BUSYBOX_APPLETS, Registry, busybox_rootfs, find_tool, require_tool};
+use ossb_testkit::{
+    BUSYBOX_APPLETS, Registry, Signing, TOKEN_SERVICE, TokenAuth, busybox_rootfs, find_tool,
+    require_tool,
+};
 
 #[test]
 fn busybox_rootfs_has_a_working_shell_and_users() {
@@ -90,4 +93,66 @@ fn tls_registry_requires_the_password() {
     assert_eq!(code(Some("alice:wrong")), "401");
     assert_eq!(reg.credentials(), Some(("alice", "s3cret")));
     assert!(!format!("{reg:?}").contains("s3cret"));
+}
+
+/// The whole token dance with curl: the registry challenges with the token server as realm,
+/// the token server refuses a wrong password and issues a token Distribution accepts, in
+/// both signing modes.
+#[test]
+fn token_registry_accepts_the_token_servers_tokens() {
+    for tool in ["docker-registry", "curl", "openssl"] {
+        if !require_tool(tool) {
+            return;
+        }
+    }
+    for signing in [Signing::Rs256CertChain, Signing::Es256KeyId] {
+        let policy = TokenAuth::new()
+            .user("alice", "s3cret")
+            .grant("alice", "a/b", &["pull"])
+            .signing(signing);
+        let reg = Registry::start_token_auth(policy).expect("start");
+        let ts = reg.token_server().expect("token server");
+        let ca = reg.ca_cert_path().expect("ca").to_path_buf();
+        let curl = |args: &[&str]| {
+            let out = Command::new("curl")
+                .args(["-s", "--cacert"])
+                .arg(&ca)
+                .args(args)
+                .output()
+                .expect("curl");
+            String::from_utf8_lossy(&out.stdout).to_string()
+        };
+        let v2 = format!("https://{}/v2/", reg.host());
+        let head = curl(&["-D", "-", "-o", "/dev/null", &v2]);
+        assert!(
+            head.contains(&format!(
+                "realm=\"{}\",service=\"{TOKEN_SERVICE}\"",
+                ts.url()
+            )),
+            "{head}"
+        );
+        let token_url = format!(
+            "{}?service={TOKEN_SERVICE}&scope=repository:a/b:pull,push",
+            ts.url()
+        );
+        let code =
+            |args: &[&str]| curl(&[&["-o", "/dev/null", "-w", "%{http_code}"], args].concat());
+        assert_eq!(code(&["-u", "alice:wrong", &token_url]), "401");
+        let body = curl(&["-u", "alice:s3cret", &token_url]);
+        let json: serde_json::Value = serde_json::from_str(&body).expect("token json");
+        let token = json["token"].as_str().expect("token").to_string();
+        let bearer = format!("Authorization: Bearer {token}");
+        assert_eq!(code(&["-H", &bearer, &v2]), "200", "{signing:?}");
+        let tags = format!("https://{}/v2/a/b/tags/list", reg.host());
+        // Authorised (pull granted); the repository does not exist yet.
+        assert_eq!(code(&["-H", &bearer, &tags]), "404", "{signing:?}");
+        let other = format!("https://{}/v2/c/d/tags/list", reg.host());
+        assert_eq!(code(&["-H", &bearer, &other]), "401", "{signing:?}");
+        let reqs = ts.requests();
+        assert_eq!(reqs.len(), 2);
+        assert_eq!(reqs[0].status, 401);
+        assert_eq!(reqs[1].granted, ["repository:a/b:pull"]);
+        assert_eq!(reqs[1].scopes, ["repository:a/b:pull,push"]);
+        assert_eq!(ts.issued_tokens(), [token]);
+    }
 }

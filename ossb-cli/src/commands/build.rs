@@ -191,28 +191,7 @@ fn registry_config(
         (None, None) => None,
     };
     let mut config = match text {
-        Some((name, text)) => {
-            let mut config = ossb_registry::RegistryConfig::from_yaml(&text).map_err(|e| {
-                Error::new(
-                    ExitCode::Configuration,
-                    format!("invalid registry configuration {name}: {e}"),
-                )
-            })?;
-            // A relative `ca_file` names a file next to the configuration (another key of
-            // the same ConfigMap in a pod), not one in the working directory.
-            let base = std::path::Path::new(&name)
-                .parent()
-                .map(std::path::Path::to_path_buf)
-                .unwrap_or_default();
-            for host in config.registries.values_mut() {
-                if let Some(ca) = &mut host.ca_file
-                    && ca.is_relative()
-                {
-                    *ca = base.join(&*ca);
-                }
-            }
-            config
-        }
+        Some((name, text)) => super::parse_registry_config(&name, &text)?,
         None => ossb_registry::RegistryConfig::default(),
     };
     config

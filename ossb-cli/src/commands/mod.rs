@@ -96,15 +96,48 @@ pub fn parse_key_values(
         .collect()
 }
 
-/// The registry client for `--insecure-registry` hosts and the `--tls-ca` CA, as the core's
-/// port.
+/// Parses a registry configuration (YAML) read from `name`. A relative `ca_file` names a
+/// file next to the configuration (another key of the same ConfigMap in a pod), not one in
+/// the working directory.
+pub fn parse_registry_config(
+    name: &str,
+    text: &str,
+) -> Result<ossb_registry::RegistryConfig, Error> {
+    let mut config = ossb_registry::RegistryConfig::from_yaml(text).map_err(|e| {
+        Error::new(
+            ExitCode::Configuration,
+            format!("invalid registry configuration {name}: {e}"),
+        )
+    })?;
+    let base = std::path::Path::new(name)
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default();
+    for host in config.registries.values_mut() {
+        if let Some(ca) = &mut host.ca_file
+            && ca.is_relative()
+        {
+            *ca = base.join(&*ca);
+        }
+    }
+    Ok(config)
+}
+
+/// The registry client for `ossb push`: the `--registry-config` file (if any) plus
+/// `--insecure-registry` hosts and the `--tls-ca` CA, as the core's port.
 pub fn registry_port(
+    config_file: Option<&std::path::Path>,
     insecure: &[String],
     tls_ca: Option<&std::path::Path>,
 ) -> Result<std::sync::Arc<ossb_registry::port::RegistryAdapter>, Error> {
-    let mut config = ossb_registry::RegistryConfig::default();
+    let mut config = match config_file {
+        Some(path) => parse_registry_config(&path.display().to_string(), &read_config(path)?)?,
+        None => ossb_registry::RegistryConfig::default(),
+    };
     config.insecure.extend(insecure.iter().cloned());
-    config.tls_ca = tls_ca.map(std::path::Path::to_path_buf);
+    if let Some(ca) = tls_ca {
+        config.tls_ca = Some(ca.to_path_buf());
+    }
     Ok(std::sync::Arc::new(
         ossb_registry::port::RegistryAdapter::from_config(config)?,
     ))

@@ -24,7 +24,11 @@ pub fn run(args: PushArgs) -> Result<(), Error> {
             ),
         )
     })?;
-    let port = super::registry_port(&args.insecure_registries, args.tls_ca.as_deref())?;
+    let port = super::registry_port(
+        args.registry_config.as_deref(),
+        &args.insecure_registries,
+        args.tls_ca.as_deref(),
+    )?;
     let jobs = ossb_core::image::compress::default_threads();
     let sink = ossb_log::sinks::PlainLines::stderr();
     let digest = transfer::push(&store, port.as_ref(), &dest, &desc, jobs, &sink)?;

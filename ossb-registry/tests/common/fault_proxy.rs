@@ -14,6 +14,13 @@
 //! Every request is recorded with the fault it got, so tests can count attempts. The `Host`
 //! header is forwarded unchanged, so the registry's `Location` headers point back at the
 //! proxy.
+//!
+//! Two more behaviours stand in for a registry that keeps blobs in object storage:
+//! [`FaultProxy::set_blob_redirect`] answers blob `GET`s with `307` to another server (as
+//! Distribution does with an S3 or GCS storage driver), and [`FaultProxy::set_basic_gate`]
+//! demands basic authentication for every request, so that clients send `Authorization`.
+//! [`FaultProxy::set_header_override`] makes a lying registry: one header of every relayed
+//! answer is replaced (a wrong `Docker-Content-Digest`).
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -90,6 +97,8 @@ pub struct Seen {
     pub fault: Option<Fault>,
     /// The upstream status relayed (forwarded requests only).
     pub status: Option<u16>,
+    /// Whether the request carried an `Authorization` header.
+    pub authorized: bool,
 }
 
 struct State {
@@ -101,6 +110,12 @@ struct State {
     consecutive: Mutex<u32>,
     seen: Mutex<Vec<Seen>>,
     stop: AtomicBool,
+    /// Blob `GET`s are redirected to `BASE/DIGEST` when set.
+    blob_redirect: Mutex<Option<String>>,
+    /// Requests without `Authorization` get a basic challenge when set.
+    basic_gate: AtomicBool,
+    /// A response header (lowercase name, value) replaced in relayed answers.
+    header_override: Mutex<Option<(String, String)>>,
 }
 
 /// A running proxy; stopped on drop.
@@ -128,6 +143,9 @@ impl FaultProxy {
             consecutive: Mutex::new(0),
             seen: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
+            blob_redirect: Mutex::new(None),
+            basic_gate: AtomicBool::new(false),
+            header_override: Mutex::new(None),
         });
         let st = state.clone();
         let accept = std::thread::spawn(move || {
@@ -163,6 +181,23 @@ impl FaultProxy {
     /// random faults within a client's retry budget. Not applied to [`Mode::AlwaysFail`].
     pub fn set_max_consecutive_faults(&self, n: Option<u32>) {
         *lock(&self.state.max_consecutive) = n;
+    }
+
+    /// Answers blob `GET`s with `307 Temporary Redirect` to `BASE/DIGEST?signature=…`
+    /// instead of forwarding them (`None` forwards again).
+    pub fn set_blob_redirect(&self, base: Option<String>) {
+        *lock(&self.state.blob_redirect) = base;
+    }
+
+    /// Answers every request without an `Authorization` header with `401` and a basic
+    /// challenge; requests with one are forwarded (the registry behind ignores it).
+    pub fn set_basic_gate(&self, on: bool) {
+        self.state.basic_gate.store(on, Ordering::SeqCst);
+    }
+
+    /// Replaces header `name` (when present) in every relayed answer with `value`.
+    pub fn set_header_override(&self, name: &str, value: &str) {
+        *lock(&self.state.header_override) = Some((name.to_ascii_lowercase(), value.to_string()));
     }
 
     /// Every request seen so far.
@@ -359,6 +394,24 @@ fn respond(conn: &mut TcpStream, status: u16, reason: &str, extra: &str) -> io::
     conn.flush()
 }
 
+/// The answer with header `name` (lowercase) given `value`, when it has that header.
+fn override_header(answer: &[u8], name: &str, value: &str) -> Vec<u8> {
+    let Some(end) = answer.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return answer.to_vec();
+    };
+    let head = String::from_utf8_lossy(&answer[..end]);
+    let lines: Vec<String> = head
+        .split("\r\n")
+        .map(|line| match line.split_once(':') {
+            Some((n, _)) if n.trim().eq_ignore_ascii_case(name) => format!("{n}: {value}"),
+            _ => line.to_string(),
+        })
+        .collect();
+    let mut out = lines.join("\r\n").into_bytes();
+    out.extend_from_slice(&answer[end..]);
+    out
+}
+
 fn handle(state: &State, conn: TcpStream) -> io::Result<()> {
     conn.set_read_timeout(Some(IO_TIMEOUT))?;
     conn.set_write_timeout(Some(IO_TIMEOUT))?;
@@ -376,8 +429,29 @@ fn handle(state: &State, conn: TcpStream) -> io::Result<()> {
             body_len,
             fault,
             status,
+            authorized: req.header("authorization").is_some(),
         });
     };
+    if state.basic_gate.load(Ordering::SeqCst) && req.header("authorization").is_none() {
+        let _ = read_body(&mut reader, &req, None)?;
+        record(0, None);
+        return respond(
+            &mut conn,
+            401,
+            "Unauthorized",
+            "WWW-Authenticate: Basic realm=\"ossb-test-gate\"\r\n",
+        );
+    }
+    let redirect = lock(&state.blob_redirect).clone();
+    if let Some(base) = redirect
+        && req.method == "GET"
+        && req.target.starts_with("/v2/")
+        && let Some((_, digest)) = req.target.split_once("/blobs/")
+    {
+        record(0, None);
+        let location = format!("Location: {base}/{digest}?signature=ossb-test\r\n");
+        return respond(&mut conn, 307, "Temporary Redirect", &location);
+    }
     if fault == Some(Fault::DropRequest) {
         let declared: usize = req
             .header("content-length")
@@ -434,6 +508,10 @@ fn handle(state: &State, conn: TcpStream) -> io::Result<()> {
     up.flush()?;
     let mut answer = Vec::new();
     up.read_to_end(&mut answer)?;
+    let over = lock(&state.header_override).clone();
+    if let Some((name, value)) = over {
+        answer = override_header(&answer, &name, &value);
+    }
     let status = String::from_utf8_lossy(&answer[..answer.len().min(16)])
         .split(' ')
         .nth(1)
