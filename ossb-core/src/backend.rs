@@ -1,5 +1,7 @@
 //! The [`BuildBackend`] trait: run a [`BuildRequest`] locally or elsewhere (a cluster).
 
+mod qualify;
+
 use crate::error::{Error, ExitCode};
 use crate::progress::ProgressSink;
 use serde::Serialize;
@@ -274,6 +276,11 @@ pub struct BuildRequest {
     pub iidfile: Option<PathBuf>,
     /// Write build metadata JSON here (`--metadata-file`).
     pub metadata_file: Option<PathBuf>,
+    /// The registry for image names without a registry part (`FROM app`, `-t app`,
+    /// `--cache-to type=registry,ref=app`, `docker-image://app`) instead of `docker.io`: the
+    /// registry configuration's `default_registry`. Checked with
+    /// [`crate::reference::validate_default_registry`] when the build starts.
+    pub default_registry: Option<String>,
 }
 
 impl BuildRequest {
@@ -299,6 +306,7 @@ impl BuildRequest {
             secrets: Vec::new(),
             iidfile: None,
             metadata_file: None,
+            default_registry: None,
         }
     }
 }

@@ -12,6 +12,12 @@
 //! * the name (`registry/repository`) is at most 255 characters, a tag at most 128;
 //! * digests are `sha256`, `sha384` or `sha512` with lowercase hex of the right length.
 //!
+//! A name without a registry part can be put on another registry than Docker Hub with
+//! [`Reference::parse_with_default`] (the registry configuration's `default_registry`). As in
+//! Podman, Buildah and Skopeo (`unqualified-search-registries`), the `library/` prefix belongs
+//! to Docker Hub alone: `alpine` with the default `registry.internal:5000` is
+//! `registry.internal:5000/alpine`, not `…/library/alpine`.
+//!
 //! One deliberate difference: Docker accepts a first component that contains `.` or `:` but is
 //! not a valid host name (`foo_bar.com/x`) as a registry-less name; we reject it, because such a
 //! reference cannot be pulled from anywhere.
@@ -118,7 +124,19 @@ pub struct Reference {
 impl Reference {
     /// Parses and normalises a reference like `docker pull` does.
     pub fn parse(s: &str) -> Result<Self, ReferenceError> {
-        parse_normalized(s)
+        parse_normalized(s, DEFAULT_REGISTRY)
+    }
+
+    /// Parses like [`Reference::parse`], but a name without a registry part goes to
+    /// `default_registry` instead of Docker Hub when one is given (`team/app` ->
+    /// `registry.internal:5000/team/app:latest`). Docker Hub's `library/` prefix is added only
+    /// when the registry is Docker Hub. `default_registry` must have passed
+    /// [`validate_default_registry`]; an invalid one makes every short name fail to parse.
+    pub fn parse_with_default(
+        s: &str,
+        default_registry: Option<&str>,
+    ) -> Result<Self, ReferenceError> {
+        parse_normalized(s, default_registry.unwrap_or(DEFAULT_REGISTRY))
     }
 
     /// The full name without tag or digest (`docker.io/library/alpine`).
@@ -250,6 +268,36 @@ pub fn is_loopback_host(registry: &str) -> bool {
         .is_ok_and(|ip| ip.is_loopback())
 }
 
+/// Checks a registry configured for names without a registry part (`registry.internal:5000`,
+/// `[::1]:5000`, `docker.io`) and returns it normalised (`index.docker.io` -> `docker.io`). A
+/// repository path (`host/prefix`), a scheme or an uppercase host name is refused.
+pub fn validate_default_registry(registry: &str) -> Result<String, ReferenceError> {
+    let bad = |reason: &str| {
+        invalid(
+            registry,
+            format!("{reason}; a default registry is a host with an optional port, such as registry.internal:5000"),
+        )
+    };
+    if registry.is_empty() {
+        return Err(bad("the default registry is empty"));
+    }
+    if registry.contains("://") {
+        return Err(bad("leave out the scheme"));
+    }
+    if registry.contains('/') {
+        return Err(bad("a default registry cannot hold a repository path"));
+    }
+    if registry.to_lowercase() != registry {
+        return Err(bad("the host name must be lowercase"));
+    }
+    validate_domain(registry).map_err(|reason| bad(&reason))?;
+    Ok(if registry == LEGACY_DEFAULT_REGISTRY {
+        DEFAULT_REGISTRY.to_string()
+    } else {
+        registry.to_string()
+    })
+}
+
 fn invalid(reference: &str, reason: impl Into<String>) -> ReferenceError {
     ReferenceError::InvalidFormat {
         reference: reference.to_string(),
@@ -257,7 +305,7 @@ fn invalid(reference: &str, reason: impl Into<String>) -> ReferenceError {
     }
 }
 
-fn parse_normalized(s: &str) -> Result<Reference, ReferenceError> {
+fn parse_normalized(s: &str, default_registry: &str) -> Result<Reference, ReferenceError> {
     if s.is_empty() {
         return Err(ReferenceError::Empty);
     }
@@ -266,7 +314,7 @@ fn parse_normalized(s: &str) -> Result<Reference, ReferenceError> {
             reference: s.to_string(),
         });
     }
-    let (registry, remainder) = split_docker_domain(s);
+    let (registry, remainder) = split_docker_domain(s, default_registry);
     let remote = remainder.split(':').next().unwrap_or(&remainder);
     if remote.to_lowercase() != remote {
         return Err(ReferenceError::Uppercase {
@@ -314,8 +362,9 @@ fn parse_normalized(s: &str) -> Result<Reference, ReferenceError> {
     })
 }
 
-/// Docker's `splitDockerDomain`.
-fn split_docker_domain(name: &str) -> (String, String) {
+/// Docker's `splitDockerDomain`, with `default_registry` in place of `docker.io` for names
+/// without a registry part.
+fn split_docker_domain(name: &str, default_registry: &str) -> (String, String) {
     let (mut domain, mut remainder) = match name.split_once('/') {
         Some((first, rest))
             if first.contains(['.', ':'])
@@ -324,7 +373,7 @@ fn split_docker_domain(name: &str) -> (String, String) {
         {
             (first.to_string(), rest.to_string())
         }
-        _ => (DEFAULT_REGISTRY.to_string(), name.to_string()),
+        _ => (default_registry.to_string(), name.to_string()),
     };
     if domain == LEGACY_DEFAULT_REGISTRY {
         domain = DEFAULT_REGISTRY.to_string();
@@ -718,6 +767,70 @@ mod tests {
             "alpine:3".parse::<Reference>().ok(),
             Reference::parse("alpine:3").ok()
         );
+    }
+
+    #[test]
+    fn default_registry_for_short_names() {
+        let with = |s: &str, d: &str| {
+            Reference::parse_with_default(s, Some(d))
+                .map(|r| r.to_string())
+                .unwrap_or_else(|e| panic!("{s:?} with {d}: {e}"))
+        };
+        let d = "registry.internal:5000";
+        assert_eq!(with("app", d), "registry.internal:5000/app:latest");
+        assert_eq!(with("team/app:1", d), "registry.internal:5000/team/app:1");
+        assert_eq!(
+            with("library/alpine", d),
+            "registry.internal:5000/library/alpine:latest",
+            "library/ as written is kept, never added"
+        );
+        let digest = format!("sha256:{H64}");
+        assert_eq!(
+            with(&format!("app@{digest}"), d),
+            format!("registry.internal:5000/app@{digest}")
+        );
+        // Names that carry a registry are left alone, Docker Hub included.
+        assert_eq!(with("docker.io/alpine", d), "docker.io/library/alpine:latest");
+        assert_eq!(with("localhost/x", d), "localhost/x:latest");
+        assert_eq!(with("ghcr.io/o/x:2", d), "ghcr.io/o/x:2");
+        // Docker Hub as the default behaves as without one.
+        assert_eq!(with("alpine", "docker.io"), "docker.io/library/alpine:latest");
+        assert_eq!(
+            Reference::parse_with_default("alpine", None).map(|r| r.to_string()),
+            Ok("docker.io/library/alpine:latest".to_string())
+        );
+        assert_eq!(with("x", "[::1]:5000"), "[::1]:5000/x:latest");
+        // The default registry counts towards the name length.
+        let long = "a".repeat(240);
+        assert!(Reference::parse(&long).is_ok());
+        assert!(matches!(
+            Reference::parse_with_default(&long, Some("registry.internal:5000")),
+            Err(ReferenceError::NameTooLong { .. })
+        ));
+    }
+
+    #[test]
+    fn default_registry_validation() {
+        assert_eq!(
+            validate_default_registry("registry.internal:5000").as_deref(),
+            Ok("registry.internal:5000")
+        );
+        assert_eq!(
+            validate_default_registry("index.docker.io").as_deref(),
+            Ok("docker.io")
+        );
+        assert_eq!(validate_default_registry("[::1]:5000").as_deref(), Ok("[::1]:5000"));
+        for bad in [
+            "",
+            "https://registry.internal",
+            "registry.internal/team",
+            "Registry.Internal",
+            "reg_istry.internal",
+            "registry.internal:port",
+        ] {
+            let e = validate_default_registry(bad).expect_err(bad).to_string();
+            assert!(e.contains("default registry"), "{bad}: {e}");
+        }
     }
 
     #[test]

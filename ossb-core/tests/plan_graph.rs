@@ -18,6 +18,7 @@ fn opts(args: &[(&str, &str)]) -> PlanOptions {
         build_platform: "linux/amd64".into(),
         target_platform: "linux/arm64".into(),
         base_images: BTreeMap::new(),
+        default_registry: None,
     }
 }
 

@@ -52,12 +52,12 @@ fn set_kv(list: &mut Vec<(String, String)>, key: &str, value: String) {
     }
 }
 
-fn normalize_image(name: &str) -> Result<String, String> {
+fn normalize_image(name: &str, default_registry: Option<&str>) -> Result<String, String> {
     // Local OCI layouts are named by path; the executor resolves them, not a registry.
     if name.starts_with("oci-layout://") {
         return Ok(name.to_string());
     }
-    Reference::parse(name)
+    Reference::parse_with_default(name, default_registry)
         .map(|r| r.to_string())
         .map_err(|e| format!("failed to parse stage name {name:?}: {e}"))
 }
@@ -305,7 +305,7 @@ pub(crate) fn lower(ast: &Ast, opts: &PlanOptions, expand: bool) -> Result<Build
             let from = raw[i].node;
             let nodes = match &stages[i].base {
                 StageBase::Stage(j) => stage_triggers(raw[*j].steps.iter().map(|s| &s.0)),
-                StageBase::Image(name) => match normalize_image(name)
+                StageBase::Image(name) => match normalize_image(name, opts.default_registry.as_deref())
                     .ok()
                     .and_then(|r| opts.base_images.get(&r))
                 {
@@ -351,14 +351,14 @@ pub(crate) fn lower(ast: &Ast, opts: &PlanOptions, expand: bool) -> Result<Build
     // 8. Normalise image references (errors only where the target needs them).
     for (i, stage) in stages.iter_mut().enumerate() {
         if let StageBase::Image(name) = &stage.base {
-            match normalize_image(name) {
+            match normalize_image(name, opts.default_registry.as_deref()) {
                 Ok(r) => stage.base = StageBase::Image(r),
                 Err(e) if stage.needed => return Err(at(raw[i].node, e)),
                 Err(_) => {}
             }
         }
         for (name, node) in &image_deps[i] {
-            match normalize_image(name) {
+            match normalize_image(name, opts.default_registry.as_deref()) {
                 Ok(r) => {
                     stage.image_deps.insert(r);
                 }
@@ -370,7 +370,7 @@ pub(crate) fn lower(ast: &Ast, opts: &PlanOptions, expand: bool) -> Result<Build
         }
         let norm = |b: &mut Option<StageBase>| {
             if let Some(StageBase::Image(name)) = b
-                && let Ok(r) = normalize_image(name)
+                && let Ok(r) = normalize_image(name, opts.default_registry.as_deref())
             {
                 *name = r;
             }

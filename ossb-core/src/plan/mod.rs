@@ -71,6 +71,9 @@ pub struct PlanOptions {
     /// based on an image that is missing here starts with an empty environment and no
     /// triggers.
     pub base_images: BTreeMap<String, BaseImageInfo>,
+    /// The registry for image names without a registry part (`FROM team/app`), instead of
+    /// `docker.io`; see [`crate::reference::Reference::parse_with_default`].
+    pub default_registry: Option<String>,
 }
 
 impl Default for PlanOptions {
@@ -82,6 +85,7 @@ impl Default for PlanOptions {
             build_platform: host.clone(),
             target_platform: host,
             base_images: BTreeMap::new(),
+            default_registry: None,
         }
     }
 }

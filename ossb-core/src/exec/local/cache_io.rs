@@ -321,8 +321,8 @@ pub(crate) fn prepare_remote_blob(
     ctx.ensure_blob(digest, size)
 }
 
-/// Export `records` to `target`. Any failure is a registry-class error (exit code 3) that
-/// names the destination.
+/// Export `records` to `target`. A failure names the destination and is a registry-class
+/// error (exit code 3) unless its cause is more specific (see [`export_class`]).
 pub(crate) fn export(
     ctx: &BuildCtx<'_>,
     target: &CacheExport,
@@ -331,7 +331,7 @@ pub(crate) fn export(
     let name = location_name(&target.location);
     let fail = |e: Error| {
         Error::new(
-            ExitCode::Registry,
+            export_class(e.exit_code()),
             format!("cannot export the build cache to {name}: {e}"),
         )
     };
@@ -370,6 +370,19 @@ pub(crate) fn export(
     }
 }
 
+/// The exit class of a failed cache export: what the cause says when that is more specific
+/// (refused credentials are 4, a full disk 6, a cancelled build 8), else a registry error.
+fn export_class(cause: ExitCode) -> ExitCode {
+    match cause {
+        ExitCode::Authentication
+        | ExitCode::Configuration
+        | ExitCode::Resource
+        | ExitCode::Timeout
+        | ExitCode::Cancelled => cause,
+        _ => ExitCode::Registry,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -384,6 +397,18 @@ mod tests {
             created: "2024-01-01T00:00:00Z".into(),
             made_at,
         }
+    }
+
+    #[test]
+    fn export_failures_keep_a_specific_cause() {
+        assert_eq!(
+            export_class(ExitCode::Authentication),
+            ExitCode::Authentication
+        );
+        assert_eq!(export_class(ExitCode::Resource), ExitCode::Resource);
+        assert_eq!(export_class(ExitCode::General), ExitCode::Registry);
+        assert_eq!(export_class(ExitCode::Build), ExitCode::Registry);
+        assert_eq!(export_class(ExitCode::Registry), ExitCode::Registry);
     }
 
     #[test]

@@ -369,6 +369,8 @@ impl LocalBackend {
         request: &BuildRequest,
         progress: &dyn ProgressSink,
     ) -> Result<BuildOutcome, Error> {
+        // Short image names of the request go to its default registry (see backend::qualify).
+        let request = &*request.qualified()?;
         let (text, name, dockerfile_path) = read_dockerfile(request)?;
         let ast = dockerfile::parse(&text).map_err(|e| Error::from(e.with_file(name.clone())))?;
         for w in &ast.warnings {
@@ -393,6 +395,7 @@ impl LocalBackend {
             build_platform: host.to_string(),
             target_platform: platform.to_string(),
             base_images: BTreeMap::new(),
+            default_registry: request.checked_default_registry()?,
         };
         // Fail fast on Dockerfile errors, before the store is opened.
         plan::base_images_needed(&ast, &opts)
