@@ -105,6 +105,13 @@ pub struct PlanArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
     pub format: PlanFormat,
+    /// Registry configuration file; only its `default_registry` matters here.
+    #[arg(long, value_name = "PATH", env = "OSSB_REGISTRY_CONFIG")]
+    pub registry_config: Option<PathBuf>,
+    /// The registry for image names without a registry part (`FROM app`, `-t app`) instead
+    /// of docker.io; overrides `default_registry` in the registry configuration.
+    #[arg(long = "default-registry", value_name = "HOST[:PORT]", env = "OSSB_DEFAULT_REGISTRY")]
+    pub default_registry: Option<String>,
 }
 
 /// `--format` of `ossb dockerfile plan`.
@@ -177,7 +184,8 @@ pub struct BuildArgs {
     pub cache_from: Vec<String>,
     /// Export the build cache after the build: `type=registry,ref=REGISTRY/REPO[:TAG]` or
     /// `type=local,dest=DIR`, with `mode=min` (the final image's steps, the default) or
-    /// `mode=max` (every stage's steps); repeatable. A failed export exits with code 3.
+    /// `mode=max` (every stage's steps); repeatable. A failed export exits with code 3 (4
+    /// when the registry refused the credentials).
     #[arg(long = "cache-to", value_name = "SPEC")]
     pub cache_to: Vec<String>,
     /// Cache records older than this are neither used nor exported (Go duration: `24h`,
@@ -208,7 +216,8 @@ pub struct BuildArgs {
     /// Progress output.
     #[arg(long, value_enum, default_value_t = ProgressArg::Auto)]
     pub progress: ProgressArg,
-    /// Registries to reach over plain HTTP or without TLS verification (loopback always is).
+    /// Registries to reach over plain HTTP or without TLS verification (loopback ones are by
+    /// default).
     #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
     pub insecure_registries: Vec<String>,
     /// Layer compression: gzip (the default, readable everywhere), zstd, or uncompressed.
@@ -226,9 +235,14 @@ pub struct BuildArgs {
     /// Registry configuration file (YAML: default_registry, registries, insecure, mirrors).
     #[arg(long, value_name = "PATH", env = "OSSB_REGISTRY_CONFIG")]
     pub registry_config: Option<PathBuf>,
-    /// An extra CA certificate (PEM) trusted for every registry, besides the system roots.
+    /// An extra CA certificate (PEM) trusted for every registry, besides the system roots;
+    /// loopback registries that speak TLS are then verified too.
     #[arg(long = "tls-ca", value_name = "PATH", env = "OSSB_TLS_CA")]
     pub tls_ca: Option<PathBuf>,
+    /// The registry for image names without a registry part (`FROM app`, `-t app`) instead
+    /// of docker.io; overrides `default_registry` in the registry configuration.
+    #[arg(long = "default-registry", value_name = "HOST[:PORT]", env = "OSSB_DEFAULT_REGISTRY")]
+    pub default_registry: Option<String>,
 }
 
 /// `ossb push` arguments.
@@ -238,14 +252,20 @@ pub struct PushArgs {
     pub image: String,
     /// Where to push it (default: the same name).
     pub destination: Option<String>,
-    /// Registries to reach over plain HTTP or without TLS verification (loopback always is).
+    /// Registries to reach over plain HTTP or without TLS verification (loopback ones are by
+    /// default).
     #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
     pub insecure_registries: Vec<String>,
-    /// An extra CA certificate (PEM) trusted for every registry, besides the system roots.
+    /// An extra CA certificate (PEM) trusted for every registry, besides the system roots;
+    /// loopback registries that speak TLS are then verified too.
     #[arg(long = "tls-ca", value_name = "PATH", env = "OSSB_TLS_CA")]
     pub tls_ca: Option<PathBuf>,
-    /// Registry configuration file (YAML: registries with credentials, CA files and insecure
-    /// flags, insecure; mirrors are for pulls and not used by a push).
+    /// Registry configuration file (YAML: default_registry, registries with credentials, CA
+    /// files and insecure flags, insecure; mirrors are for pulls and not used by a push).
     #[arg(long, value_name = "PATH", env = "OSSB_REGISTRY_CONFIG")]
     pub registry_config: Option<PathBuf>,
+    /// The registry for image names without a registry part (`FROM app`, `-t app`) instead
+    /// of docker.io; overrides `default_registry` in the registry configuration.
+    #[arg(long = "default-registry", value_name = "HOST[:PORT]", env = "OSSB_DEFAULT_REGISTRY")]
+    pub default_registry: Option<String>,
 }

@@ -14,7 +14,7 @@ use reqwest::header::{AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
 use url::Url;
 
 use crate::auth::{Challenge, Scope, Token, TokenResponse, canonical_scope, parse_challenge};
-use crate::config::RegistryConfig;
+use crate::config::{RegistryConfig, Transport};
 use crate::credentials::{CredentialProvider, Credentials, FoundCredentials};
 use crate::error::{RegistryError, Result};
 use crate::tls;
@@ -163,17 +163,23 @@ impl RegistryClient {
             })
         };
         let https = parse("https")?;
-        if !self.inner.config.is_insecure(&st.host) {
+        let transport = self.inner.config.transport(&st.host);
+        if transport == Transport::Verified {
             self.ping_at(st, &https, operation, true).await?;
             return Ok(https);
         }
         match self.ping_at(st, &https, operation, false).await {
             Ok(()) => Ok(https),
             Err(e @ (RegistryError::Tls { .. } | RegistryError::Unreachable { .. })) => {
-                tracing::debug!(registry = %st.host, error = %e, "https failed on an insecure registry; trying http");
+                tracing::debug!(registry = %st.host, error = %e, "https failed; trying http");
                 let http = parse("http")?;
-                self.ping_at(st, &http, operation, true).await?;
-                Ok(http)
+                match self.ping_at(st, &http, operation, true).await {
+                    Ok(()) => Ok(http),
+                    // A TLS server with a certificate the CA does not vouch for does not
+                    // answer plain HTTP either: its certificate error is the one to report.
+                    Err(_) if transport == Transport::VerifiedOrHttp => Err(e),
+                    Err(http_err) => Err(http_err),
+                }
             }
             Err(e) => Err(e),
         }

@@ -19,7 +19,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ossb_core::reference::{self, DEFAULT_REGISTRY, Reference};
+use ossb_core::reference::{self, Reference};
 use serde::Deserialize;
 
 use crate::credentials::{Credentials, StaticCredentials};
@@ -54,6 +54,20 @@ impl fmt::Debug for HostConfig {
             .field("insecure", &self.insecure)
             .finish()
     }
+}
+
+/// How a registry host is reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// HTTPS, the certificate verified against the system roots and the host's CA files.
+    Verified,
+    /// HTTPS verified as with [`Transport::Verified`]; plain HTTP only when the host does not
+    /// answer over HTTPS but does over HTTP. A loopback host when `--tls-ca` is given: the CA
+    /// is checked wherever TLS is spoken, and a plain-HTTP registry on `localhost` keeps
+    /// working.
+    VerifiedOrHttp,
+    /// HTTPS without certificate verification, else plain HTTP.
+    Insecure,
 }
 
 /// Transfer tuning: retries and upload sizes.
@@ -134,8 +148,16 @@ impl RegistryConfig {
         if text.trim().is_empty() {
             return Ok(Self::default());
         }
-        serde_yaml_ng::from_str(text)
-            .map_err(|e| RegistryError::Config(format!("invalid registry configuration yaml: {e}")))
+        let mut config: Self = serde_yaml_ng::from_str(text).map_err(|e| {
+            RegistryError::Config(format!("invalid registry configuration yaml: {e}"))
+        })?;
+        if let Some(default) = &config.default_registry {
+            let checked = reference::validate_default_registry(default).map_err(|e| {
+                RegistryError::Config(format!("invalid default_registry {default:?}: {e}"))
+            })?;
+            config.default_registry = Some(checked);
+        }
+        Ok(config)
     }
 
     /// Reads and parses a YAML configuration file.
@@ -154,17 +176,35 @@ impl RegistryConfig {
         self.registries.get(host)
     }
 
-    /// True when `host` is reached over plain HTTP or HTTPS without verification. A loopback
-    /// host with its own `ca_file` is verified against it (a CA given for a host means its
-    /// certificate is to be checked), unless it is listed as insecure explicitly.
-    pub fn is_insecure(&self, host: &str) -> bool {
+    /// How `host` is reached; see [`Transport`]. In order: a host listed as insecure (or
+    /// with `insecure: true`) is [`Transport::Insecure`]; a host that is not a loopback one
+    /// (or with `loopback_insecure` off) is [`Transport::Verified`]; a loopback host with its
+    /// own `ca_file` is [`Transport::Verified`], one with only `--tls-ca` is
+    /// [`Transport::VerifiedOrHttp`], any other is [`Transport::Insecure`], as in Docker.
+    pub fn transport(&self, host: &str) -> Transport {
         let bare = reference::host_without_port(host);
         let configured = self.host(host);
-        self.insecure.iter().any(|h| h == host || h == bare)
+        if self.insecure.iter().any(|h| h == host || h == bare)
             || configured.is_some_and(|h| h.insecure)
-            || (self.loopback_insecure
-                && reference::is_loopback_host(host)
-                && configured.is_none_or(|h| h.ca_file.is_none()))
+        {
+            return Transport::Insecure;
+        }
+        if !(self.loopback_insecure && reference::is_loopback_host(host)) {
+            return Transport::Verified;
+        }
+        if configured.is_some_and(|h| h.ca_file.is_some()) {
+            Transport::Verified
+        } else if self.tls_ca.is_some() {
+            Transport::VerifiedOrHttp
+        } else {
+            Transport::Insecure
+        }
+    }
+
+    /// True when `host` is reached over plain HTTP or HTTPS without verification
+    /// ([`Transport::Insecure`]).
+    pub fn is_insecure(&self, host: &str) -> bool {
+        self.transport(host) == Transport::Insecure
     }
 
     /// The extra CA files trusted for `host`: `--tls-ca`, the host's `ca_file`, and every
@@ -213,29 +253,12 @@ impl RegistryConfig {
 
     /// Parses an image reference, putting names without a registry part on
     /// `default_registry` when one is configured (`app` -> `<default>/app`; Docker Hub's
-    /// `library/` prefix is not added there).
+    /// `library/` prefix is not added there). See [`Reference::parse_with_default`].
     pub fn resolve(
         &self,
         image: &str,
     ) -> std::result::Result<Reference, reference::ReferenceError> {
-        let parsed = Reference::parse(image)?;
-        let Some(default) = &self.default_registry else {
-            return Ok(parsed);
-        };
-        let explicit = image.split_once('/').is_some_and(|(first, _)| {
-            first.contains(['.', ':']) || first == "localhost" || first.to_lowercase() != first
-        });
-        if explicit || parsed.registry != DEFAULT_REGISTRY {
-            return Ok(parsed);
-        }
-        let repo = match parsed.repository.strip_prefix("library/") {
-            Some(rest) if !image.starts_with("library/") => rest.to_string(),
-            _ => parsed.repository.clone(),
-        };
-        let mut r = Reference::parse(&format!("{default}/{repo}"))?;
-        r.tag = parsed.tag;
-        r.digest = parsed.digest;
-        Ok(r)
+        Reference::parse_with_default(image, self.default_registry.as_deref())
     }
 }
 
@@ -304,6 +327,24 @@ mirrors:
     }
 
     #[test]
+    fn tls_ca_verifies_loopback_hosts_that_speak_tls() {
+        let c = RegistryConfig {
+            tls_ca: Some(PathBuf::from("/ca.pem")),
+            insecure: vec!["127.0.0.1:5001".into()],
+            ..RegistryConfig::from_yaml("registries:\n  localhost:5443:\n    ca_file: /own.crt\n")
+                .expect("parses")
+        };
+        assert_eq!(c.transport("127.0.0.1:5000"), Transport::VerifiedOrHttp);
+        assert_eq!(c.transport("[::1]:5000"), Transport::VerifiedOrHttp);
+        assert_eq!(c.transport("localhost:5443"), Transport::Verified);
+        assert_eq!(c.transport("127.0.0.1:5001"), Transport::Insecure);
+        assert_eq!(c.transport("registry.example.com"), Transport::Verified);
+        assert!(!c.is_insecure("127.0.0.1:5000"));
+        let plain = RegistryConfig::default();
+        assert_eq!(plain.transport("127.0.0.1:5000"), Transport::Insecure);
+    }
+
+    #[test]
     fn loopback_can_be_secure() {
         let c = RegistryConfig {
             loopback_insecure: false,
@@ -359,6 +400,15 @@ mirrors:
             c.resolve("localhost:5000/x").expect("ok").to_string(),
             "localhost:5000/x:latest"
         );
+        assert_eq!(
+            c.resolve("library/alpine").expect("ok").to_string(),
+            "registry.example.com/library/alpine:latest"
+        );
+        let e = RegistryConfig::from_yaml("default_registry: registry.example.com/team")
+            .expect_err("a path is not a registry");
+        assert!(e.to_string().contains("default_registry"), "{e}");
+        let hub = RegistryConfig::from_yaml("default_registry: index.docker.io").expect("ok");
+        assert_eq!(hub.default_registry.as_deref(), Some("docker.io"));
         let plain = RegistryConfig::default();
         assert_eq!(
             plain.resolve("alpine").expect("ok").to_string(),

@@ -27,7 +27,7 @@ pub mod upload;
 
 pub use blocking::BlockingRegistryClient;
 pub use client::RegistryClient;
-pub use config::{HostConfig, RegistryConfig, TransferSettings};
+pub use config::{HostConfig, RegistryConfig, TransferSettings, Transport};
 pub use credentials::{
     CredentialChain, CredentialError, CredentialProvider, Credentials, Environment,
     FoundCredentials, StaticCredentials,

@@ -310,6 +310,7 @@ fn build_in_job(
         None
     };
     let config = registry_config(args, found.as_ref())?;
+    req.default_registry = super::default_registry(args.default_registry.as_deref(), &config)?;
     let registry = if in_pod {
         // Credentials from the Secret volumes where discovery found them (the roots follow
         // OSSB_SECRETS_ROOT), unless OSSB_REGISTRY_SECRET_DIR / OSSB_REGISTRY_AUTH_DIR say

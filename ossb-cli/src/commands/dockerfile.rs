@@ -47,6 +47,10 @@ fn plan(args: PlanArgs) -> Result<(), Error> {
         build_platform: host.clone(),
         target_platform: args.platform.unwrap_or(host),
         base_images: Default::default(),
+        default_registry: super::default_registry(
+            args.default_registry.as_deref(),
+            &super::load_registry_config(args.registry_config.as_deref())?,
+        )?,
     };
     let graph = ossb_core::plan::plan(&ast, &opts)
         .map_err(|e| e.with_file(name).with_column_from(&text))?;

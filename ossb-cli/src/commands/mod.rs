@@ -123,24 +123,48 @@ pub fn parse_registry_config(
     Ok(config)
 }
 
-/// The registry client for `ossb push`: the `--registry-config` file (if any) plus
-/// `--insecure-registry` hosts and the `--tls-ca` CA, as the core's port.
-pub fn registry_port(
+/// The registry configuration for `ossb push`: the `--registry-config` file (if any) plus
+/// `--insecure-registry` hosts and the `--tls-ca` CA.
+pub fn push_registry_config(
     config_file: Option<&std::path::Path>,
     insecure: &[String],
     tls_ca: Option<&std::path::Path>,
-) -> Result<std::sync::Arc<ossb_registry::port::RegistryAdapter>, Error> {
-    let mut config = match config_file {
-        Some(path) => parse_registry_config(&path.display().to_string(), &read_config(path)?)?,
-        None => ossb_registry::RegistryConfig::default(),
-    };
+) -> Result<ossb_registry::RegistryConfig, Error> {
+    let mut config = load_registry_config(config_file)?;
     config.insecure.extend(insecure.iter().cloned());
     if let Some(ca) = tls_ca {
         config.tls_ca = Some(ca.to_path_buf());
     }
-    Ok(std::sync::Arc::new(
-        ossb_registry::port::RegistryAdapter::from_config(config)?,
-    ))
+    Ok(config)
+}
+
+/// The registry configuration file at `path`, or the defaults without one.
+pub fn load_registry_config(
+    path: Option<&std::path::Path>,
+) -> Result<ossb_registry::RegistryConfig, Error> {
+    match path {
+        Some(path) => parse_registry_config(&path.display().to_string(), &read_config(path)?),
+        None => Ok(ossb_registry::RegistryConfig::default()),
+    }
+}
+
+/// The registry for names without a registry part: `--default-registry`
+/// (`OSSB_DEFAULT_REGISTRY`) over the configuration's `default_registry`; checked, and `None`
+/// for Docker Hub.
+pub fn default_registry(
+    flag: Option<&str>,
+    config: &ossb_registry::RegistryConfig,
+) -> Result<Option<String>, Error> {
+    let Some(raw) = flag.filter(|f| !f.is_empty()).or(config.default_registry.as_deref()) else {
+        return Ok(None);
+    };
+    let registry = ossb_core::reference::validate_default_registry(raw).map_err(|e| {
+        Error::new(
+            ExitCode::Configuration,
+            format!("invalid default registry {raw:?} (--default-registry, OSSB_DEFAULT_REGISTRY or default_registry in the registry configuration): {e}"),
+        )
+    })?;
+    Ok((registry != ossb_core::reference::DEFAULT_REGISTRY).then_some(registry))
 }
 
 /// Read a configuration file, naming it in the error.

@@ -8,9 +8,15 @@ use ossb_core::{Error, ExitCode};
 
 /// Run `ossb push`.
 pub fn run(args: PushArgs) -> Result<(), Error> {
-    let source = Reference::parse(&args.image)?;
+    let config = super::push_registry_config(
+        args.registry_config.as_deref(),
+        &args.insecure_registries,
+        args.tls_ca.as_deref(),
+    )?;
+    let default = super::default_registry(args.default_registry.as_deref(), &config)?;
+    let source = Reference::parse_with_default(&args.image, default.as_deref())?;
     let dest = match &args.destination {
-        Some(d) => Reference::parse(d)?,
+        Some(d) => Reference::parse_with_default(d, default.as_deref())?,
         None => source.clone(),
     };
     let store = Store::open_default()?;
@@ -24,14 +30,10 @@ pub fn run(args: PushArgs) -> Result<(), Error> {
             ),
         )
     })?;
-    let port = super::registry_port(
-        args.registry_config.as_deref(),
-        &args.insecure_registries,
-        args.tls_ca.as_deref(),
-    )?;
+    let port = ossb_registry::port::RegistryAdapter::from_config(config)?;
     let jobs = ossb_core::image::compress::default_threads();
     let sink = ossb_log::sinks::PlainLines::stderr();
-    let digest = transfer::push(&store, port.as_ref(), &dest, &desc, jobs, &sink)?;
+    let digest = transfer::push(&store, &port, &dest, &desc, jobs, &sink)?;
     println!("{digest}");
     Ok(())
 }
