@@ -801,7 +801,7 @@ mod tests {
         );
         assert_eq!(with("x", "[::1]:5000"), "[::1]:5000/x:latest");
         // The default registry counts towards the name length.
-        let long = "a".repeat(240);
+        let long = "a".repeat(235);
         assert!(Reference::parse(&long).is_ok());
         assert!(matches!(
             Reference::parse_with_default(&long, Some("registry.internal:5000")),

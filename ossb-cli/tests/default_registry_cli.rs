@@ -1,0 +1,330 @@
+//! `default_registry` through the real `ossb` binary against a REAL Distribution registry:
+//! with `default_registry` in the registry configuration, short names in `FROM`, `-t`,
+//! `--cache-to`, `--build-context …=docker-image://` and `ossb push` all mean that registry
+//! (checked with skopeo); without it they still mean Docker Hub.
+//!
+//! Every `ossb` run here has its proxy pointed at a closed local port (`HTTPS_PROXY`) with
+//! only 127.0.0.1 exempt, so a request that wrongly went to Docker Hub fails at once instead
+//! of waiting for a network this machine does not have.
+
+mod common;
+
+use std::fs;
+use std::process::{Command, Output};
+
+use common::{Env, tool};
+use ossb_testkit::Registry;
+
+/// A port nothing listens on (taken and released), for the dead-end proxy.
+fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+/// `ossb` with no credential sources, no inherited registry settings, and Docker Hub behind
+/// a proxy that refuses every connection.
+fn ossb(env: &Env, args: &[&str]) -> Output {
+    let none = env.path("no-such-dir");
+    let proxy = format!("http://127.0.0.1:{}", closed_port());
+    env.cmd()
+        .env("DOCKER_CONFIG", &none)
+        .env("HOME", env.path("home"))
+        .env("XDG_RUNTIME_DIR", &none)
+        .env("XDG_CONFIG_HOME", &none)
+        .env("OSSB_REGISTRY_SECRET_DIR", &none)
+        .env("OSSB_REGISTRY_AUTH_DIR", &none)
+        .env_remove("REGISTRY_AUTH_FILE")
+        .env_remove("OSSB_REGISTRY_CONFIG")
+        .env_remove("OSSB_DEFAULT_REGISTRY")
+        .env_remove("OSSB_TLS_CA")
+        .env("HTTPS_PROXY", &proxy)
+        .env("HTTP_PROXY", &proxy)
+        .env("https_proxy", &proxy)
+        .env("http_proxy", &proxy)
+        .env("NO_PROXY", "127.0.0.1")
+        .env("no_proxy", "127.0.0.1")
+        .args(args)
+        .output()
+        .expect("ossb runs")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn ok(env: &Env, args: &[&str]) -> String {
+    let out = ossb(env, args);
+    assert!(out.status.success(), "ossb {args:?} failed:\n{}", text(&out));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// `skopeo inspect` of an image in the plain-HTTP test registry.
+fn skopeo_inspect(image: &str) -> serde_json::Value {
+    let out = Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false", &format!("docker://{image}")])
+        .output()
+        .expect("skopeo runs");
+    assert!(
+        out.status.success(),
+        "skopeo inspect {image}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("skopeo prints json")
+}
+
+/// The base images of a plan printed by `ossb dockerfile plan --format json`.
+fn planned_bases(env: &Env, extra: &[&str]) -> String {
+    let mut args = vec!["dockerfile", "plan", "--format", "json"];
+    args.extend_from_slice(extra);
+    ok(env, &args)
+}
+
+#[test]
+fn short_names_use_the_configured_default_registry() {
+    if !tool("docker-registry") || !tool("skopeo") {
+        return;
+    }
+    let reg = Registry::start_plain().expect("registry starts");
+    let host = reg.host();
+    let env = Env::new();
+    let config = env.write("registries.yaml", &format!("default_registry: \"{host}\"\n"));
+    let config = config.to_str().expect("utf8");
+
+    // `-t busybox-base --push` puts the base on the default registry.
+    let base = env.path("base-ctx");
+    ossb_testkit::busybox_rootfs(&base.join("rootfs")).expect("busybox rootfs");
+    fs::write(base.join("Dockerfile"), "FROM scratch\nCOPY rootfs/ /\n").expect("df");
+    let base_digest = ok(
+        &env,
+        &[
+            "build",
+            "--progress",
+            "quiet",
+            "--registry-config",
+            config,
+            "--push",
+            "-t",
+            "busybox-base",
+            base.to_str().expect("utf8"),
+        ],
+    );
+    let inspect = skopeo_inspect(&format!("{host}/busybox-base:latest"));
+    assert_eq!(inspect["Digest"], base_digest.as_str());
+
+    // `FROM busybox-base`, `--build-context base=docker-image://busybox-base`, `-t app`
+    // and `--cache-to ref=app-cache` all go to the default registry.
+    env.write("app/app.txt", "on the default registry\n");
+    env.write(
+        "app/Dockerfile",
+        "FROM base AS via-context\nCOPY app.txt /via-context.txt\n\
+         FROM busybox-base\nCOPY --from=via-context /via-context.txt /\nCOPY app.txt /\n",
+    );
+    let app = env.path("app");
+    let digest = ok(
+        &env,
+        &[
+            "build",
+            "--progress",
+            "quiet",
+            "--registry-config",
+            config,
+            "--build-context",
+            "base=docker-image://busybox-base",
+            "--cache-to",
+            "type=registry,ref=app-cache",
+            "--push",
+            "-t",
+            "app",
+            app.to_str().expect("utf8"),
+        ],
+    );
+    let inspect = skopeo_inspect(&format!("{host}/app:latest"));
+    assert_eq!(inspect["Digest"], digest.as_str(), "the pushed image");
+    assert_eq!(
+        inspect["Layers"].as_array().map(Vec::len),
+        Some(3),
+        "the base's layer pulled from the default registry, plus two COPY layers"
+    );
+    let cache = skopeo_inspect(&format!("{host}/app-cache:latest"));
+    assert!(cache["Digest"].is_string(), "the cache export: {cache}");
+
+    // `--cache-from ref=app-cache` reads it back: every step is a cache hit in a new store.
+    let fresh = Env::new();
+    let out = ossb(
+        &fresh,
+        &[
+            "build",
+            "--progress",
+            "plain",
+            "--registry-config",
+            config,
+            "--build-context",
+            "base=docker-image://busybox-base",
+            "--cache-from",
+            "type=registry,ref=app-cache",
+            "-t",
+            "app",
+            app.to_str().expect("utf8"),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let log = text(&out);
+    assert!(
+        log.contains("CACHED") && !log.contains("warning"),
+        "the cache on the default registry was used:\n{log}"
+    );
+
+    // `ossb push pushed` finds `-t pushed` in the store and pushes it there too.
+    let local = ok(
+        &env,
+        &[
+            "build",
+            "--progress",
+            "quiet",
+            "--registry-config",
+            config,
+            "--build-context",
+            "base=docker-image://busybox-base",
+            "-t",
+            "pushed:v1",
+            app.to_str().expect("utf8"),
+        ],
+    );
+    let pushed = ok(&env, &["push", "--registry-config", config, "pushed:v1"]);
+    assert_eq!(pushed, local);
+    assert_eq!(
+        skopeo_inspect(&format!("{host}/pushed:v1"))["Digest"],
+        local.as_str()
+    );
+
+    // The plan shows where the short name goes; the flag and the environment variable do
+    // the same as the configuration, and the flag wins over the file.
+    let df = app.join("Dockerfile");
+    let df = df.to_str().expect("utf8");
+    let want = format!("\"{host}/busybox-base:latest\"");
+    let plan = planned_bases(&env, &["--registry-config", config, "-f", df]);
+    assert!(plan.contains(&want), "{plan}");
+    let plan = planned_bases(&env, &["--default-registry", host, "-f", df]);
+    assert!(plan.contains(&want), "{plan}");
+    let out = ossb_env_default(&env, host, &["dockerfile", "plan", "--format", "json", "-f", df]);
+    assert!(out.contains(&want), "{out}");
+    let plan = planned_bases(
+        &env,
+        &[
+            "--registry-config",
+            config,
+            "--default-registry",
+            "docker.io",
+            "-f",
+            df,
+        ],
+    );
+    assert!(
+        plan.contains("\"docker.io/library/busybox-base:latest\""),
+        "{plan}"
+    );
+}
+
+/// `ossb ARGS` with `OSSB_DEFAULT_REGISTRY` set; returns stdout.
+fn ossb_env_default(env: &Env, registry: &str, args: &[&str]) -> String {
+    let out = env
+        .cmd()
+        .env_remove("OSSB_REGISTRY_CONFIG")
+        .env("OSSB_DEFAULT_REGISTRY", registry)
+        .args(args)
+        .output()
+        .expect("ossb runs");
+    assert!(out.status.success(), "{}", text(&out));
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+#[test]
+fn without_a_default_registry_short_names_mean_docker_hub() {
+    let env = Env::new();
+    env.write("app/Dockerfile", "FROM busybox-base\nCOPY Dockerfile /\n");
+    let app = env.path("app");
+    let df = app.join("Dockerfile");
+    let plan = planned_bases(&env, &["-f", df.to_str().expect("utf8")]);
+    assert!(
+        plan.contains("\"docker.io/library/busybox-base:latest\""),
+        "{plan}"
+    );
+    // A configuration without default_registry changes nothing.
+    let config = env.write("registries.yaml", "insecure: [build-cache.internal:5000]\n");
+    let plan = planned_bases(
+        &env,
+        &[
+            "--registry-config",
+            config.to_str().expect("utf8"),
+            "-f",
+            df.to_str().expect("utf8"),
+        ],
+    );
+    assert!(
+        plan.contains("\"docker.io/library/busybox-base:latest\""),
+        "{plan}"
+    );
+
+    // The build tries Docker Hub (refused by the dead-end proxy) and says so.
+    let out = ossb(
+        &env,
+        &[
+            "build",
+            "--progress",
+            "quiet",
+            "--registry-config",
+            config.to_str().expect("utf8"),
+            app.to_str().expect("utf8"),
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("docker.io"), "names Docker Hub: {err}");
+}
+
+#[test]
+fn an_invalid_default_registry_is_a_configuration_error() {
+    let env = Env::new();
+    env.write("app/Dockerfile", "FROM busybox-base\n");
+    let df = env.path("app/Dockerfile");
+    let df = df.to_str().expect("utf8");
+    let out = ossb(
+        &env,
+        &[
+            "dockerfile",
+            "plan",
+            "--default-registry",
+            "https://registry.internal",
+            "-f",
+            df,
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{err}");
+    assert!(
+        err.contains("invalid default registry") && err.contains("scheme"),
+        "{err}"
+    );
+    let config = env.write("bad.yaml", "default_registry: registry.internal/team\n");
+    let out = ossb(
+        &env,
+        &[
+            "build",
+            "--progress",
+            "quiet",
+            "--registry-config",
+            config.to_str().expect("utf8"),
+            env.path("app").to_str().expect("utf8"),
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{err}");
+    assert!(
+        err.contains("default_registry") && err.contains("repository path"),
+        "{err}"
+    );
+}
