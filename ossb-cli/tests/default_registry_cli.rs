@@ -76,6 +76,20 @@ fn skopeo_inspect(image: &str) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("skopeo prints json")
 }
 
+/// The manifest of an artifact (skopeo inspects only images without `--raw`).
+fn skopeo_raw(image: &str) -> serde_json::Value {
+    let out = Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false", &format!("docker://{image}")])
+        .output()
+        .expect("skopeo runs");
+    assert!(
+        out.status.success(),
+        "skopeo inspect --raw {image}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("a json manifest")
+}
+
 /// The base images of a plan printed by `ossb dockerfile plan --format json`.
 fn planned_bases(env: &Env, extra: &[&str]) -> String {
     let mut args = vec!["dockerfile", "plan", "--format", "json"];
@@ -149,8 +163,11 @@ fn short_names_use_the_configured_default_registry() {
         Some(3),
         "the base's layer pulled from the default registry, plus two COPY layers"
     );
-    let cache = skopeo_inspect(&format!("{host}/app-cache:latest"));
-    assert!(cache["Digest"].is_string(), "the cache export: {cache}");
+    let cache = skopeo_raw(&format!("{host}/app-cache:latest"));
+    assert_eq!(
+        cache["config"]["mediaType"], "application/vnd.ossb.cache.config.v1+json",
+        "the cache export: {cache}"
+    );
 
     // `--cache-from ref=app-cache` reads it back: every step is a cache hit in a new store.
     let fresh = Env::new();

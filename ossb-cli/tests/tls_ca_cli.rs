@@ -103,16 +103,27 @@ fn context(env: &Env) -> String {
     env.path("ctx").display().to_string()
 }
 
-/// `skopeo inspect` verifying the registry's certificate against its CA.
+/// `skopeo inspect` verifying the registry's certificate against its CA; the image's digest.
 fn skopeo_digest(reg: &Registry, image: &str) -> String {
+    let v: serde_json::Value = serde_json::from_slice(&skopeo(reg, image, false)).expect("json");
+    v["Digest"].as_str().expect("digest").to_string()
+}
+
+/// `skopeo inspect [--raw]` verifying the registry's certificate against its CA.
+fn skopeo(reg: &Registry, image: &str, raw: bool) -> Vec<u8> {
     let certs = tempfile::tempdir().expect("tempdir");
     std::fs::copy(
         reg.ca_cert_path().expect("tls registry"),
         certs.path().join("ca.crt"),
     )
     .expect("copy ca");
-    let out = Command::new("skopeo")
-        .args(["inspect", "--creds", &format!("{USER}:{PASS}"), "--cert-dir"])
+    let mut cmd = Command::new("skopeo");
+    cmd.arg("inspect");
+    if raw {
+        cmd.arg("--raw");
+    }
+    let out = cmd
+        .args(["--creds", &format!("{USER}:{PASS}"), "--cert-dir"])
         .arg(certs.path())
         .arg(format!("docker://{image}"))
         .output()
@@ -122,8 +133,7 @@ fn skopeo_digest(reg: &Registry, image: &str) -> String {
         "skopeo inspect {image}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    v["Digest"].as_str().expect("digest").to_string()
+    out.stdout
 }
 
 fn path_str(p: &Path) -> &str {
@@ -302,5 +312,11 @@ fn a_cache_export_refused_for_credentials_exits_4() {
         ],
     );
     assert!(out.status.success(), "{}", text(&out));
-    skopeo_digest(&reg, &format!("{host}/team/cache:latest"));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&skopeo(&reg, &format!("{host}/team/cache:latest"), true))
+            .expect("json");
+    assert_eq!(
+        manifest["config"]["mediaType"],
+        "application/vnd.ossb.cache.config.v1+json"
+    );
 }
