@@ -110,7 +110,11 @@ pub struct PlanArgs {
     pub registry_config: Option<PathBuf>,
     /// The registry for image names without a registry part (`FROM app`, `-t app`) instead
     /// of docker.io; overrides `default_registry` in the registry configuration.
-    #[arg(long = "default-registry", value_name = "HOST[:PORT]", env = "OSSB_DEFAULT_REGISTRY")]
+    #[arg(
+        long = "default-registry",
+        value_name = "HOST[:PORT]",
+        env = "OSSB_DEFAULT_REGISTRY"
+    )]
     pub default_registry: Option<String>,
 }
 
@@ -241,7 +245,11 @@ pub struct BuildArgs {
     pub tls_ca: Option<PathBuf>,
     /// The registry for image names without a registry part (`FROM app`, `-t app`) instead
     /// of docker.io; overrides `default_registry` in the registry configuration.
-    #[arg(long = "default-registry", value_name = "HOST[:PORT]", env = "OSSB_DEFAULT_REGISTRY")]
+    #[arg(
+        long = "default-registry",
+        value_name = "HOST[:PORT]",
+        env = "OSSB_DEFAULT_REGISTRY"
+    )]
     pub default_registry: Option<String>,
 }
 
@@ -266,6 +274,10 @@ pub struct PushArgs {
     pub registry_config: Option<PathBuf>,
     /// The registry for image names without a registry part (`FROM app`, `-t app`) instead
     /// of docker.io; overrides `default_registry` in the registry configuration.
-    #[arg(long = "default-registry", value_name = "HOST[:PORT]", env = "OSSB_DEFAULT_REGISTRY")]
+    #[arg(
+        long = "default-registry",
+        value_name = "HOST[:PORT]",
+        env = "OSSB_DEFAULT_REGISTRY"
+    )]
     pub default_registry: Option<String>,
 }

@@ -43,14 +43,22 @@ fn text(out: &Output) -> String {
 
 fn ok(env: &Env, args: &[&str]) -> String {
     let out = ossb(env, args);
-    assert!(out.status.success(), "ossb {args:?} failed:\n{}", text(&out));
+    assert!(
+        out.status.success(),
+        "ossb {args:?} failed:\n{}",
+        text(&out)
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 /// `skopeo inspect` of an image in the plain-HTTP test registry.
 fn skopeo_inspect(image: &str) -> serde_json::Value {
     let out = Command::new("skopeo")
-        .args(["inspect", "--tls-verify=false", &format!("docker://{image}")])
+        .args([
+            "inspect",
+            "--tls-verify=false",
+            &format!("docker://{image}"),
+        ])
         .output()
         .expect("skopeo runs");
     assert!(
@@ -64,7 +72,12 @@ fn skopeo_inspect(image: &str) -> serde_json::Value {
 /// The manifest of an artifact (skopeo inspects only images without `--raw`).
 fn skopeo_raw(image: &str) -> serde_json::Value {
     let out = Command::new("skopeo")
-        .args(["inspect", "--raw", "--tls-verify=false", &format!("docker://{image}")])
+        .args([
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{image}"),
+        ])
         .output()
         .expect("skopeo runs");
     assert!(
@@ -90,7 +103,10 @@ fn short_names_use_the_configured_default_registry() {
     let reg = Registry::start_plain().expect("registry starts");
     let host = reg.host();
     let env = Env::new();
-    let config = env.write("registries.yaml", &format!("default_registry: \"{host}\"\n"));
+    let config = env.write(
+        "registries.yaml",
+        &format!("default_registry: \"{host}\"\n"),
+    );
     let config = config.to_str().expect("utf8");
 
     // `-t busybox-base --push` puts the base on the default registry.
@@ -212,7 +228,11 @@ fn short_names_use_the_configured_default_registry() {
     assert!(plan.contains(&want), "{plan}");
     let plan = planned_bases(&env, &["--default-registry", host, "-f", df]);
     assert!(plan.contains(&want), "{plan}");
-    let out = ossb_env_default(&env, host, &["dockerfile", "plan", "--format", "json", "-f", df]);
+    let out = ossb_env_default(
+        &env,
+        host,
+        &["dockerfile", "plan", "--format", "json", "-f", df],
+    );
     assert!(out.contains(&want), "{out}");
     let plan = planned_bases(
         &env,

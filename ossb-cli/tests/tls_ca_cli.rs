@@ -224,7 +224,13 @@ fn tls_ca_verifies_a_loopback_registry_for_build_and_push() {
     // Without --tls-ca a loopback registry is not verified, as in Docker.
     let out = ossb(
         &env,
-        &["push", "--registry-config", &config, &local, &format!("{host}/team/copy:1")],
+        &[
+            "push",
+            "--registry-config",
+            &config,
+            &local,
+            &format!("{host}/team/copy:1"),
+        ],
     );
     assert!(out.status.success(), "{}", text(&out));
 }

@@ -275,7 +275,9 @@ pub fn validate_default_registry(registry: &str) -> Result<String, ReferenceErro
     let bad = |reason: &str| {
         invalid(
             registry,
-            format!("{reason}; a default registry is a host with an optional port, such as registry.internal:5000"),
+            format!(
+                "{reason}; a default registry is a host with an optional port, such as registry.internal:5000"
+            ),
         )
     };
     if registry.is_empty() {
@@ -790,11 +792,17 @@ mod tests {
             format!("registry.internal:5000/app@{digest}")
         );
         // Names that carry a registry are left alone, Docker Hub included.
-        assert_eq!(with("docker.io/alpine", d), "docker.io/library/alpine:latest");
+        assert_eq!(
+            with("docker.io/alpine", d),
+            "docker.io/library/alpine:latest"
+        );
         assert_eq!(with("localhost/x", d), "localhost/x:latest");
         assert_eq!(with("ghcr.io/o/x:2", d), "ghcr.io/o/x:2");
         // Docker Hub as the default behaves as without one.
-        assert_eq!(with("alpine", "docker.io"), "docker.io/library/alpine:latest");
+        assert_eq!(
+            with("alpine", "docker.io"),
+            "docker.io/library/alpine:latest"
+        );
         assert_eq!(
             Reference::parse_with_default("alpine", None).map(|r| r.to_string()),
             Ok("docker.io/library/alpine:latest".to_string())
@@ -819,7 +827,10 @@ mod tests {
             validate_default_registry("index.docker.io").as_deref(),
             Ok("docker.io")
         );
-        assert_eq!(validate_default_registry("[::1]:5000").as_deref(), Ok("[::1]:5000"));
+        assert_eq!(
+            validate_default_registry("[::1]:5000").as_deref(),
+            Ok("[::1]:5000")
+        );
         for bad in [
             "",
             "https://registry.internal",

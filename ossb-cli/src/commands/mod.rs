@@ -155,7 +155,10 @@ pub fn default_registry(
     flag: Option<&str>,
     config: &ossb_registry::RegistryConfig,
 ) -> Result<Option<String>, Error> {
-    let Some(raw) = flag.filter(|f| !f.is_empty()).or(config.default_registry.as_deref()) else {
+    let Some(raw) = flag
+        .filter(|f| !f.is_empty())
+        .or(config.default_registry.as_deref())
+    else {
         return Ok(None);
     };
     let registry = ossb_core::reference::validate_default_registry(raw).map_err(|e| {

@@ -89,7 +89,9 @@ impl BuildRequest {
         let aliases: Vec<(String, String)> = out
             .build_contexts
             .iter()
-            .filter(|(name, _)| Reference::parse(name).is_ok_and(|r| r.registry == DEFAULT_REGISTRY))
+            .filter(|(name, _)| {
+                Reference::parse(name).is_ok_and(|r| r.registry == DEFAULT_REGISTRY)
+            })
             .filter_map(|(name, value)| {
                 let r = Reference::parse_with_default(name, default).ok()?;
                 (r.registry == registry).then(|| (r.to_string(), value.clone()))
@@ -120,7 +122,8 @@ mod tests {
             location: CacheLocation::Registry("cache:v2".into()),
             mode: CacheMode::Max,
         }];
-        r.build_contexts.insert("base".into(), "docker-image://team/base:3".into());
+        r.build_contexts
+            .insert("base".into(), "docker-image://team/base:3".into());
         r.build_contexts.insert("src".into(), "./src".into());
         r
     }
@@ -146,9 +149,7 @@ mod tests {
         assert_eq!(
             q.outputs,
             [Output::Registry {
-                name: Some(
-                    "registry.internal:5000/team/x:2,docker.io/library/y:latest".into()
-                )
+                name: Some("registry.internal:5000/team/x:2,docker.io/library/y:latest".into())
             }]
         );
         assert_eq!(
@@ -164,7 +165,10 @@ mod tests {
             "docker-image://registry.internal:5000/team/base:3"
         );
         // `FROM src` is planned as registry.internal:5000/src:latest and must still find it.
-        assert_eq!(q.build_contexts["registry.internal:5000/src:latest"], "./src");
+        assert_eq!(
+            q.build_contexts["registry.internal:5000/src:latest"],
+            "./src"
+        );
         assert_eq!(q.build_contexts["src"], "./src");
     }
 
@@ -175,7 +179,10 @@ mod tests {
         let e = r.qualified().expect_err("invalid");
         assert_eq!(e.exit_code(), ExitCode::Configuration);
         let msg = e.to_string();
-        assert!(msg.contains("default_registry") && msg.contains("scheme"), "{msg}");
+        assert!(
+            msg.contains("default_registry") && msg.contains("scheme"),
+            "{msg}"
+        );
     }
 
     #[test]

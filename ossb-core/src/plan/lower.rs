@@ -305,13 +305,17 @@ pub(crate) fn lower(ast: &Ast, opts: &PlanOptions, expand: bool) -> Result<Build
             let from = raw[i].node;
             let nodes = match &stages[i].base {
                 StageBase::Stage(j) => stage_triggers(raw[*j].steps.iter().map(|s| &s.0)),
-                StageBase::Image(name) => match normalize_image(name, opts.default_registry.as_deref())
-                    .ok()
-                    .and_then(|r| opts.base_images.get(&r))
-                {
-                    Some(info) => parse_image_triggers(&info.onbuild).map_err(|m| at(from, m))?,
-                    None => Vec::new(),
-                },
+                StageBase::Image(name) => {
+                    match normalize_image(name, opts.default_registry.as_deref())
+                        .ok()
+                        .and_then(|r| opts.base_images.get(&r))
+                    {
+                        Some(info) => {
+                            parse_image_triggers(&info.onbuild).map_err(|m| at(from, m))?
+                        }
+                        None => Vec::new(),
+                    }
+                }
                 StageBase::Scratch => Vec::new(),
             };
             let mut list = Vec::with_capacity(nodes.len());
