@@ -353,3 +353,53 @@ fn an_invalid_default_registry_is_a_configuration_error() {
         "{err}"
     );
 }
+
+#[test]
+fn store_commands_find_short_names_on_the_default_registry() {
+    let env = Env::new();
+    env.write("ctx/a.txt", "stored locally\n");
+    env.write("ctx/Dockerfile", "FROM scratch\nCOPY a.txt /\n");
+    let config = env.write(
+        "registries.yaml",
+        "default_registry: registry.internal:5000\n",
+    );
+    let config = config.to_str().expect("utf8");
+    let digest = ok(
+        &env,
+        &[
+            "build",
+            "--progress",
+            "quiet",
+            "--registry-config",
+            config,
+            "-t",
+            "local:1",
+            env.path("ctx").to_str().expect("utf8"),
+        ],
+    );
+    let images = ok(&env, &["images", "--json"]);
+    assert!(
+        images.contains("\"registry.internal:5000/local:1\""),
+        "{images}"
+    );
+    // Without the setting `local:1` is docker.io/library/local:1, which is not there.
+    let out = ossb(&env, &["inspect", "local:1"]);
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out));
+    let store = |args: &[&str]| {
+        env.cmd()
+            .env("OSSB_REGISTRY_CONFIG", config)
+            .env_remove("OSSB_DEFAULT_REGISTRY")
+            .args(args)
+            .output()
+            .expect("ossb runs")
+    };
+    let out = store(&["inspect", "local:1"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let inspect: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(inspect["name"], "registry.internal:5000/local:1");
+    assert_eq!(inspect["descriptor"]["digest"], digest.as_str());
+    let out = store(&["rm", "local:1"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let images = ok(&env, &["images", "--json"]);
+    assert!(!images.contains("local:1"), "{images}");
+}

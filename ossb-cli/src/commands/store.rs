@@ -11,14 +11,22 @@ fn open() -> Result<Store, Error> {
 }
 
 /// Store refs are full names; accept what people type (`app:1`, `docker.io/library/app:1`,
-/// or a digest).
-fn ref_name(name: &str) -> String {
+/// or a digest). A short name is on the default registry when one is set, as for
+/// `ossb build -t`: `OSSB_DEFAULT_REGISTRY`, else `default_registry` in the file named by
+/// `OSSB_REGISTRY_CONFIG`.
+fn ref_name(name: &str) -> Result<String, Error> {
     if name.starts_with("sha256:") {
-        return name.to_string();
+        return Ok(name.to_string());
     }
-    Reference::parse(name)
+    let config_file = std::env::var_os("OSSB_REGISTRY_CONFIG")
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from);
+    let config = super::load_registry_config(config_file.as_deref())?;
+    let flag = std::env::var("OSSB_DEFAULT_REGISTRY").ok();
+    let default = super::default_registry(flag.as_deref(), &config)?;
+    Ok(Reference::parse_with_default(name, default.as_deref())
         .map(|r| r.to_string())
-        .unwrap_or_else(|_| name.to_string())
+        .unwrap_or_else(|_| name.to_string()))
 }
 
 /// `ossb images`.
@@ -61,14 +69,15 @@ fn human(bytes: u64) -> String {
 /// `ossb inspect`.
 pub fn inspect(image: &str) -> Result<(), Error> {
     let store = open()?;
-    let desc = store.get_ref(&ref_name(image)).map_err(|_| {
+    let name = ref_name(image)?;
+    let desc = store.get_ref(&name).map_err(|_| {
         Error::new(
             ExitCode::Configuration,
             format!("{image} is not in the local store (see ossb images)"),
         )
     })?;
     let img = load_stored(&store, &desc)?;
-    let out = serde_json::json!({"name": ref_name(image), "descriptor": desc, "manifest": img.manifest, "config": img.config});
+    let out = serde_json::json!({"name": name, "descriptor": desc, "manifest": img.manifest, "config": img.config});
     println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
     Ok(())
 }
@@ -78,7 +87,7 @@ pub fn rm(images: &[String]) -> Result<(), Error> {
     let store = open()?;
     let mut missing = Vec::new();
     for image in images {
-        if store.remove_ref(&ref_name(image))? {
+        if store.remove_ref(&ref_name(image)?)? {
             println!("removed {image}");
         } else {
             missing.push(image.as_str());
