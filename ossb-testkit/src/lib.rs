@@ -4,7 +4,8 @@
 //!   plain or with TLS and htpasswd, stopped on drop;
 //! * [`require_tool`]: skip a test when a tool is missing, unless `OSSB_REQUIRE_REAL=1` or `CI`
 //!   is set, in which case a missing tool fails the test;
-//! * [`busybox_rootfs`]: a minimal root filesystem made from the static busybox binary.
+//! * [`busybox_rootfs`]: a minimal root filesystem made from the static busybox binary
+//!   ([`busybox_rootfs_from`] with another one, such as [`arm64_busybox`]).
 
 mod conformance;
 mod registry;
@@ -13,5 +14,5 @@ mod tools;
 
 pub use conformance::conformance_path;
 pub use registry::{Registry, RegistryStartError};
-pub use rootfs::{BUSYBOX_APPLETS, busybox_rootfs};
+pub use rootfs::{ARM64_BUSYBOX, BUSYBOX_APPLETS, arm64_busybox, busybox_rootfs, busybox_rootfs_from};
 pub use tools::{find_tool, require_real, require_tool};
