@@ -19,6 +19,7 @@ mod context;
 mod mounts;
 mod outputs;
 mod planning;
+mod platforms;
 mod run;
 mod state;
 mod steps;
@@ -34,7 +35,10 @@ use crate::exec::doctor::{NoSandbox, SandboxChoice};
 use crate::exec::sandbox::{CancelToken, Sandbox, SandboxOptions};
 use crate::exec::snapshot::SnapshotterChoice;
 use crate::exec::transfer::StoredImage;
+use crate::image::annotations::AnnotationTarget;
+use crate::image::builder::BuiltImage;
 use crate::image::compress::Compression;
+use crate::image::index::write_index;
 use crate::image::layer::LayerOptions;
 use crate::image::oci::Platform;
 use crate::image::store::Store;
@@ -42,7 +46,7 @@ use crate::plan::{self, PlanOptions, StageBase};
 use crate::ports::{RegistryPort, UrlFetcher};
 use crate::progress::{ProgressEvent, ProgressSink, StepId};
 use crate::reference::Reference;
-use base::{Fetcher, classify};
+use base::Fetcher;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -271,27 +275,29 @@ impl LocalBackend {
                 message: format!("{} (line {:?}): {}", w.short, w.lines, w.detail),
             });
         }
-        if request.platforms.len() > 1 {
-            return Err(Error::new(
-                ExitCode::Configuration,
-                "building several platforms at once is not supported yet; run one build per --platform",
-            ));
-        }
         let host = Platform::host();
-        let platform = match request.platforms.first() {
-            Some(p) => Platform::parse(p)?.normalize(),
-            None => host.clone(),
-        };
-        let opts = PlanOptions {
-            build_args: request.build_args.clone(),
-            target: request.target.clone(),
-            build_platform: host.to_string(),
-            target_platform: platform.to_string(),
-            base_images: BTreeMap::new(),
-        };
+        let targets = platforms::targets(request, &host)?;
+        platforms::check_request(request, &targets)?;
+        let options: Vec<(Platform, PlanOptions)> = targets
+            .iter()
+            .map(|p| {
+                let opts = PlanOptions {
+                    build_args: request.build_args.clone(),
+                    target: request.target.clone(),
+                    build_platform: host.to_string(),
+                    target_platform: p.to_string(),
+                    base_images: BTreeMap::new(),
+                };
+                (p.clone(), opts)
+            })
+            .collect();
         // Fail fast on Dockerfile errors, before the store is opened.
-        plan::base_images_needed(&ast, &opts)
-            .map_err(|e| e.with_file(name.clone()).with_column_from(&text))?;
+        for (_, opts) in &options {
+            plan::base_images_needed(&ast, opts)
+                .map_err(|e| e.with_file(name.clone()).with_column_from(&text))?;
+        }
+        // RUN steps for a foreign architecture need an emulator: say so before any work.
+        platforms::check_emulation(&ast, &options, &host)?;
         let tags: Vec<Reference> = request
             .tags
             .iter()
@@ -317,6 +323,115 @@ impl LocalBackend {
             .children
             .iter()
             .any(|n| n.keyword == "run" || n.child.as_ref().is_some_and(|c| c.keyword == "run"));
+        let cancel = match &self.cancel {
+            Some(c) => c.clone(),
+            None => CancelToken::new().map_err(|e| {
+                Error::new(
+                    ExitCode::Resource,
+                    format!("cannot create a cancel pipe: {e}"),
+                )
+            })?,
+        };
+        // Platforms build side by side, at most `jobs` at a time, sharing the threads.
+        let parallel = self.jobs.min(targets.len()).max(1);
+        let jobs = (self.jobs / parallel).max(1);
+        let mut ctxs = Vec::with_capacity(targets.len());
+        for platform in &targets {
+            ctxs.push(self.context(
+                request,
+                progress,
+                &store,
+                scratch.path(),
+                dockerfile_path.clone(),
+                platform,
+                has_run,
+                jobs,
+                cancel.clone(),
+            )?);
+        }
+
+        let mut planned = Vec::with_capacity(targets.len());
+        for (ctx, (_, opts)) in ctxs.iter().zip(&options) {
+            let (graph, base_images) = planning::plan_with_base_images(
+                &ast,
+                &name,
+                &text,
+                opts.clone(),
+                &ctx.fetcher,
+                &request.build_contexts,
+            )?;
+            planned.push((graph, base_images));
+        }
+        let total_steps: usize = planned
+            .iter()
+            .map(|(graph, _)| {
+                graph
+                    .build_order()
+                    .iter()
+                    .map(|i| graph.stages[*i].instructions.len() + 1)
+                    .sum::<usize>()
+            })
+            .sum();
+        progress.event(&ProgressEvent::BuildStarted {
+            build_id: format!("{:x}", started_nanos()),
+            platforms: targets.iter().map(Platform::to_string).collect(),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            total_steps,
+        });
+
+        let built = if ctxs.len() == 1 {
+            vec![build_platform(&ctxs[0], &planned[0].0, &planned[0].1)?]
+        } else {
+            build_platforms(&ctxs, &planned, parallel, &cancel)?
+        };
+        let operations = built.iter().map(|b| b.operations).sum();
+        let cache_hits = built.iter().map(|b| b.cache_hits).sum();
+        let (root, config) = match built.as_slice() {
+            [one] => (one.image.manifest.clone(), Some(one.image.config.clone())),
+            many => {
+                let manifests: Vec<_> = many
+                    .iter()
+                    .map(|b| {
+                        let mut desc = b.image.manifest.clone();
+                        // The index lists each image under the platform it was built for.
+                        desc.platform = Some(b.platform.clone());
+                        desc.annotations = request.annotations.for_target(
+                            AnnotationTarget::ManifestDescriptor,
+                            Some(&b.platform),
+                        );
+                        desc
+                    })
+                    .collect();
+                let annotations = request
+                    .annotations
+                    .for_target(AnnotationTarget::Index, None);
+                (write_index(&store, &manifests, annotations)?, None)
+            }
+        };
+        outputs::deliver(&ctxs[0], &root, config.as_ref(), &tags, self.jobs)?;
+        Ok(BuildOutcome {
+            image_digest: root.digest.to_string(),
+            config_digest: config.map(|c| c.digest.to_string()),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            operations,
+            cache_hits,
+        })
+    }
+
+    /// What the steps of one platform's build share.
+    #[allow(clippy::too_many_arguments)]
+    fn context<'a>(
+        &self,
+        request: &'a BuildRequest,
+        progress: &'a dyn ProgressSink,
+        store: &'a Store,
+        scratch: &'a std::path::Path,
+        dockerfile_path: Option<PathBuf>,
+        platform: &'a Platform,
+        has_run: bool,
+        jobs: usize,
+        cancel: CancelToken,
+    ) -> Result<BuildCtx<'a>, Error> {
         // Probe what RUN steps may use while the first stages pull and copy; the answer is
         // checked before the first RUN, so a forbidden sandbox fails before any RUN work.
         let preflight = has_run.then(|| {
@@ -326,96 +441,150 @@ impl LocalBackend {
         let now = request
             .source_date_epoch
             .unwrap_or_else(|| chrono::Utc::now().timestamp());
-        let ctx = BuildCtx {
-            store: &store,
+        Ok(BuildCtx {
+            store,
             fetcher: Fetcher {
-                store: &store,
+                store,
                 registry: self.registry.as_deref(),
-                platform: &platform,
+                platform,
                 progress,
+                pull: request.pull,
             },
             url_fetcher: self.url_fetcher.as_deref(),
             request,
-            scratch: scratch.path(),
+            scratch,
             context: OnceLock::new(),
             dockerfile_path,
             created: rfc3339(now),
             build_time: now,
             layer_opts: LayerOptions {
                 compression: self.compression,
-                threads: self.jobs,
+                threads: jobs,
                 source_date_epoch: request.source_date_epoch,
                 docker_media_types: false,
             },
             progress,
-            jobs: self.jobs,
+            jobs,
             sandbox_helper: self.sandbox_helper.clone(),
             snapshotter: self.snapshotter,
-            cancel: match &self.cancel {
-                Some(c) => c.clone(),
-                None => CancelToken::new().map_err(|e| {
-                    Error::new(
-                        ExitCode::Resource,
-                        format!("cannot create a cancel pipe: {e}"),
-                    )
-                })?,
-            },
+            cancel,
             sandbox: OnceLock::new(),
             cache: cache::CacheStore::open(store.root())?,
             stat_cache: cache::StatCache::load(store.root()),
             no_cache: request.no_cache,
             preflight: std::sync::Mutex::new(preflight),
-        };
-
-        let (graph, base_images) = planning::plan_with_base_images(
-            &ast,
-            &name,
-            &text,
-            opts,
-            &ctx.fetcher,
-            &request.build_contexts,
-        )?;
-        let order = graph.build_order();
-        let total_steps: usize = order
-            .iter()
-            .map(|i| graph.stages[*i].instructions.len() + 1)
-            .sum();
-        progress.event(&ProgressEvent::BuildStarted {
-            build_id: format!("{:x}", started_nanos()),
-            platforms: vec![platform.to_string()],
-            tags: tags.iter().map(|t| t.to_string()).collect(),
-            total_steps,
-        });
-
-        let counters = Counters::default();
-        let done = run_stages(&ctx, &graph, &order, &base_images, &counters, self.jobs)?;
-        let operations = counters.operations.load(Ordering::Relaxed);
-        let cache_hits = counters.cache_hits.load(Ordering::Relaxed);
-        let mut done = done;
-        let mut final_state = done
-            .remove(&graph.target)
-            .ok_or_else(|| Error::new(ExitCode::General, "the target stage was not built"))?;
-        ctx.stat_cache.save();
-        // The image is as new as its newest layer (an unchanged rebuild is the same image).
-        let created = final_state
-            .last_created
-            .clone()
-            .unwrap_or_else(|| ctx.created.clone());
-        let config = final_state.builder.config_mut();
-        config.created = Some(created);
-        for (k, v) in &request.labels {
-            config.config.labels.insert(k.clone(), v.clone());
-        }
-        let image = final_state.builder.write(&store)?;
-        outputs::deliver(&ctx, &image, &tags)?;
-        Ok(BuildOutcome {
-            image_digest: image.manifest.digest.to_string(),
-            config_digest: Some(image.config.digest.to_string()),
-            tags: tags.iter().map(|t| t.to_string()).collect(),
-            operations,
-            cache_hits,
         })
     }
+}
+
+/// One platform's finished image.
+struct PlatformImage {
+    platform: Platform,
+    image: BuiltImage,
+    operations: usize,
+    cache_hits: usize,
+}
+
+/// Build one platform's stages and write its image (config and manifest) into the store.
+fn build_platform(
+    ctx: &BuildCtx<'_>,
+    graph: &plan::BuildGraph,
+    base_images: &BTreeMap<planning::BaseKey, StoredImage>,
+) -> Result<PlatformImage, Error> {
+    let order = graph.build_order();
+    let counters = Counters::default();
+    let mut done = run_stages(ctx, graph, &order, base_images, &counters, ctx.jobs)?;
+    let mut final_state = done
+        .remove(&graph.target)
+        .ok_or_else(|| Error::new(ExitCode::General, "the target stage was not built"))?;
+    ctx.stat_cache.save();
+    // The image is as new as its newest layer (an unchanged rebuild is the same image).
+    let created = final_state
+        .last_created
+        .clone()
+        .unwrap_or_else(|| ctx.created.clone());
+    let config = final_state.builder.config_mut();
+    config.created = Some(created);
+    for (k, v) in &ctx.request.labels {
+        config.config.labels.insert(k.clone(), v.clone());
+    }
+    let platform = ctx.fetcher.platform.clone();
+    for (k, v) in ctx
+        .request
+        .annotations
+        .for_target(AnnotationTarget::Manifest, Some(&platform))
+    {
+        final_state.builder.annotate(k, v);
+    }
+    let image = final_state.builder.write(ctx.store)?;
+    Ok(PlatformImage {
+        platform,
+        image,
+        operations: counters.operations.load(Ordering::Relaxed),
+        cache_hits: counters.cache_hits.load(Ordering::Relaxed),
+    })
+}
+
+/// Build several platforms side by side (at most `parallel` at once). The first failure
+/// cancels the others and is the build's error; results keep the order of `ctxs`.
+fn build_platforms(
+    ctxs: &[BuildCtx<'_>],
+    planned: &[(plan::BuildGraph, BTreeMap<planning::BaseKey, StoredImage>)],
+    parallel: usize,
+    cancel: &CancelToken,
+) -> Result<Vec<PlatformImage>, Error> {
+    let next = AtomicUsize::new(0);
+    let results: Vec<std::sync::Mutex<Option<PlatformImage>>> =
+        ctxs.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    let first_error: std::sync::Mutex<Option<Error>> = std::sync::Mutex::new(None);
+    std::thread::scope(|scope| {
+        for _ in 0..parallel {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= ctxs.len() || cancel.is_cancelled() {
+                        return;
+                    }
+                    match build_platform(&ctxs[i], &planned[i].0, &planned[i].1) {
+                        Ok(image) => {
+                            if let Ok(mut slot) = results[i].lock() {
+                                *slot = Some(image);
+                            }
+                        }
+                        Err(e) => {
+                            cancel.cancel();
+                            let e = Error::new(
+                                e.exit_code(),
+                                format!("platform {}: {e}", ctxs[i].fetcher.platform),
+                            );
+                            if let Ok(mut slot) = first_error.lock() {
+                                slot.get_or_insert(e);
+                            }
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = first_error.into_inner().ok().flatten() {
+        return Err(e);
+    }
+    results
+        .into_iter()
+        .zip(ctxs)
+        .map(|(slot, ctx)| {
+            slot.into_inner().ok().flatten().ok_or_else(|| {
+                Error::new(
+                    ExitCode::Cancelled,
+                    format!(
+                        "the build for {} was cancelled before it finished",
+                        ctx.fetcher.platform
+                    ),
+                )
+            })
+        })
+        .collect()
 }
 
 /// Steps run and steps served from the cache, over all stages.
@@ -432,7 +601,7 @@ fn run_stages(
     ctx: &BuildCtx<'_>,
     graph: &plan::BuildGraph,
     order: &[usize],
-    base_images: &BTreeMap<String, StoredImage>,
+    base_images: &BTreeMap<planning::BaseKey, StoredImage>,
     counters: &Counters,
     jobs: usize,
 ) -> Result<BTreeMap<usize, StageState>, Error> {
@@ -498,7 +667,7 @@ fn build_stage(
     ctx: &BuildCtx<'_>,
     graph: &plan::BuildGraph,
     index: usize,
-    base_images: &BTreeMap<String, StoredImage>,
+    base_images: &BTreeMap<planning::BaseKey, StoredImage>,
     done: &BTreeMap<usize, StageState>,
     counters: &Counters,
 ) -> Result<StageState, Error> {
@@ -522,7 +691,10 @@ fn build_stage(
         description: format!("FROM {}", stage.base_name),
     });
     let mut state = match &stage.base {
-        StageBase::Scratch => StageState::scratch(ctx.fetcher.platform),
+        StageBase::Scratch => match &stage.platform {
+            Some(p) => StageState::scratch(&Platform::parse(p)?),
+            None => StageState::scratch(ctx.fetcher.platform),
+        },
         StageBase::Stage(i) => done.get(i).cloned().ok_or_else(|| {
             Error::new(
                 ExitCode::General,
@@ -530,11 +702,18 @@ fn build_stage(
             )
         })?,
         StageBase::Image(name) => {
-            let mut state = match base_images.get(name) {
+            let key = (name.clone(), stage.platform.clone());
+            let mut state = match base_images.get(&key) {
                 Some(image) => StageState::from_image(ctx.store, image)?,
-                None => ctx
-                    .fetcher
-                    .stage_state(&classify(name, &ctx.request.build_contexts)?)?,
+                None => {
+                    let image = planning::fetch_for(
+                        &ctx.fetcher,
+                        name,
+                        stage.platform.as_deref(),
+                        &ctx.request.build_contexts,
+                    )?;
+                    StageState::from_image(ctx.store, &image)?
+                }
             };
             // The image's ONBUILD triggers ran in this stage (see the plan).
             state.builder.config_mut().config.on_build.clear();

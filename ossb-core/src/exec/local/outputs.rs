@@ -6,7 +6,7 @@ use crate::backend::Output;
 use crate::error::{Error, ExitCode};
 use crate::exec::transfer;
 use crate::image::archive::write_docker_archive;
-use crate::image::builder::BuiltImage;
+use crate::image::oci::Descriptor;
 use crate::image::layout::{write_layout_dir, write_layout_tar};
 use crate::reference::Reference;
 use std::path::Path;
@@ -39,8 +39,17 @@ pub fn write_atomic(path: &Path, bytes: &[u8], what: &str) -> Result<(), Error> 
     Ok(())
 }
 
-/// Deliver `image` to every requested output.
-pub fn deliver(ctx: &BuildCtx<'_>, image: &BuiltImage, tags: &[Reference]) -> Result<(), Error> {
+/// Deliver the image `root` (a manifest, or the index of a multi-platform build) to every
+/// requested output; `config` is the config of a single-platform image (the image id that
+/// `--iidfile` gets; a multi-platform build writes the index digest there). Pushes upload on
+/// `jobs` threads.
+pub fn deliver(
+    ctx: &BuildCtx<'_>,
+    root: &Descriptor,
+    config: Option<&Descriptor>,
+    tags: &[Reference],
+    jobs: usize,
+) -> Result<(), Error> {
     let outputs = if ctx.request.outputs.is_empty() {
         vec![Output::Store]
     } else {
@@ -51,10 +60,10 @@ pub fn deliver(ctx: &BuildCtx<'_>, image: &BuiltImage, tags: &[Reference]) -> Re
         match output {
             Output::Store => {
                 for tag in tags {
-                    ctx.store.set_ref(&tag.to_string(), &image.manifest)?;
+                    ctx.store.set_ref(&tag.to_string(), root)?;
                 }
                 ctx.store
-                    .set_ref(&image.manifest.digest.to_string(), &image.manifest)?;
+                    .set_ref(&root.digest.to_string(), root)?;
             }
             Output::Oci { dest } => {
                 let ref_name = tags
@@ -69,14 +78,14 @@ pub fn deliver(ctx: &BuildCtx<'_>, image: &BuiltImage, tags: &[Reference]) -> Re
                     )
                     .map_err(|e| io_err("OCI layout tar", dest, e))?;
                     let mut w = std::io::BufWriter::new(file);
-                    write_layout_tar(ctx.store, &image.manifest, ref_name.as_deref(), &mut w)?;
+                    write_layout_tar(ctx.store, root, ref_name.as_deref(), &mut w)?;
                     let file = w
                         .into_inner()
                         .map_err(|e| io_err("OCI layout tar", dest, e.error()))?;
                     file.persist(dest)
                         .map_err(|e| io_err("OCI layout tar", dest, e.error))?;
                 } else {
-                    write_layout_dir(ctx.store, &image.manifest, dest, ref_name.as_deref())?;
+                    write_layout_dir(ctx.store, root, dest, ref_name.as_deref())?;
                 }
             }
             Output::Docker { dest } => {
@@ -88,7 +97,7 @@ pub fn deliver(ctx: &BuildCtx<'_>, image: &BuiltImage, tags: &[Reference]) -> Re
                 )
                 .map_err(|e| io_err("docker archive", dest, e))?;
                 let mut w = std::io::BufWriter::new(file);
-                write_docker_archive(ctx.store, &image.manifest, &names, &mut w)?;
+                write_docker_archive(ctx.store, root, &names, &mut w)?;
                 let file = w
                     .into_inner()
                     .map_err(|e| io_err("docker archive", dest, e.error()))?;
@@ -120,28 +129,27 @@ pub fn deliver(ctx: &BuildCtx<'_>, image: &BuiltImage, tags: &[Reference]) -> Re
                         ctx.store,
                         port,
                         target,
-                        &image.manifest,
-                        ctx.jobs,
+                        root,
+                        jobs,
                         ctx.progress,
                     )?;
                 }
             }
         }
     }
+    let image_id = config.unwrap_or(root).digest.to_string();
     if let Some(path) = &ctx.request.iidfile {
-        write_atomic(
-            path,
-            image.config.digest.to_string().as_bytes(),
-            "--iidfile",
-        )?;
+        write_atomic(path, image_id.as_bytes(), "--iidfile")?;
     }
     if let Some(path) = &ctx.request.metadata_file {
-        let meta = serde_json::json!({
-            "containerimage.digest": image.manifest.digest.to_string(),
-            "containerimage.config.digest": image.config.digest.to_string(),
-            "containerimage.descriptor": image.manifest,
+        let mut meta = serde_json::json!({
+            "containerimage.digest": root.digest.to_string(),
+            "containerimage.descriptor": root,
             "image.name": tags.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(","),
         });
+        if let Some(config) = config {
+            meta["containerimage.config.digest"] = config.digest.to_string().into();
+        }
         let bytes = serde_json::to_vec_pretty(&meta).map_err(|e| {
             Error::new(ExitCode::General, format!("cannot serialise metadata: {e}"))
         })?;
