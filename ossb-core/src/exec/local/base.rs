@@ -1,7 +1,6 @@
 //! Resolving what a stage starts from, and what `COPY --from` reads: `scratch`, an earlier
 //! stage, an image in a registry, an OCI layout, or a named build context.
 
-use super::state::StageState;
 use crate::error::{Error, ExitCode};
 use crate::exec::transfer::{self, StoredImage};
 use crate::exec::unpack::unpack_layer;
@@ -151,12 +150,6 @@ impl Fetcher<'_> {
         };
         // A stored single-platform image for another platform is not a copy of this one.
         (cfg.architecture.is_empty() || self.platform.matches(&platform)).then_some(image)
-    }
-
-    /// The stage state for an image.
-    pub fn stage_state(&self, source: &ImageSource) -> Result<StageState, Error> {
-        let image = self.image(source)?;
-        StageState::from_image(self.store, &image)
     }
 }
 

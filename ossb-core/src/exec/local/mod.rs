@@ -421,7 +421,7 @@ impl LocalBackend {
     /// What the steps of one platform's build share.
     #[allow(clippy::too_many_arguments)]
     fn context<'a>(
-        &self,
+        &'a self,
         request: &'a BuildRequest,
         progress: &'a dyn ProgressSink,
         store: &'a Store,
