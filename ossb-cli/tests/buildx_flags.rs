@@ -355,7 +355,7 @@ fn completions_are_printed_for_every_shell() {
     for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
         let out = ok(&env.ossb(&["completions", shell]));
         assert!(
-            out.contains("ossb") && out.contains("build") && out.contains("--platform"),
+            out.contains("ossb") && out.contains("build") && out.contains("platform"),
             "{shell}: {out}"
         );
     }
