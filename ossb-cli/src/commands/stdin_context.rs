@@ -106,6 +106,9 @@ mod tests {
         let mut h = tar::Header::new_ustar();
         h.set_size(3);
         h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(1);
         h.set_cksum();
         tar.append_data(&mut h, "sub/a.txt", &b"hi\n"[..]).unwrap();
         let bytes = tar.into_inner().unwrap();
