@@ -43,7 +43,11 @@ fn ok(out: &Output) -> String {
 /// The manifest (or index) a layout's tag points at, read with skopeo.
 fn raw_manifest(layout: &Path, tag: &str) -> serde_json::Value {
     let out = Command::new("skopeo")
-        .args(["inspect", "--raw", &format!("oci:{}:{tag}", layout.display())])
+        .args([
+            "inspect",
+            "--raw",
+            &format!("oci:{}:{tag}", layout.display()),
+        ])
         .output()
         .expect("skopeo runs");
     assert!(
@@ -144,7 +148,10 @@ fn a_local_image_is_used_unless_pull_asks_for_the_registry() {
         name,
         env.path("base").to_str().expect("utf8"),
     ]));
-    env.write("app/Dockerfile", &format!("FROM {name}\nCOPY Dockerfile /\n"));
+    env.write(
+        "app/Dockerfile",
+        &format!("FROM {name}\nCOPY Dockerfile /\n"),
+    );
     let out = env.path("app-oci");
     ok(&env.ossb(&[
         "build",
@@ -194,12 +201,7 @@ fn network_sets_the_default_for_run_steps_and_run_network_overrides_it() {
     );
     let count = |args: &[&str]| -> (usize, usize) {
         let out = env.path(&format!("n-oci-{}", args.join("-")));
-        let mut all = vec![
-            "build",
-            "--progress",
-            "quiet",
-            "--no-cache",
-        ];
+        let mut all = vec!["build", "--progress", "quiet", "--no-cache"];
         let dest = format!("type=oci,dest={}", out.display());
         all.extend_from_slice(args);
         all.extend_from_slice(&["--output", &dest]);
@@ -280,7 +282,10 @@ fn a_context_tar_or_a_dockerfile_can_come_from_standard_input() {
         "-",
     ]);
     let from_stdin = ok(&with_stdin(cmd, &tar.stdout));
-    assert_eq!(from_stdin, from_dir, "the same context gives the same image");
+    assert_eq!(
+        from_stdin, from_dir,
+        "the same context gives the same image"
+    );
     let out_dir = env.path("t-oci");
     let mut cmd = env.cmd();
     cmd.args(["build", "--progress", "quiet", "--output"])
@@ -295,7 +300,10 @@ fn a_context_tar_or_a_dockerfile_can_come_from_standard_input() {
     }
 
     // `-f` names a file inside the tar.
-    env.write("t/other.Dockerfile", "FROM scratch\nCOPY sub/file.txt /only.txt\n");
+    env.write(
+        "t/other.Dockerfile",
+        "FROM scratch\nCOPY sub/file.txt /only.txt\n",
+    );
     let tar = Command::new("tar")
         .args(["-cf", "-", "-C"])
         .arg(env.path("t"))
@@ -303,7 +311,14 @@ fn a_context_tar_or_a_dockerfile_can_come_from_standard_input() {
         .output()
         .expect("tar runs");
     let mut cmd = env.cmd();
-    cmd.args(["build", "--progress", "quiet", "-f", "other.Dockerfile", "-"]);
+    cmd.args([
+        "build",
+        "--progress",
+        "quiet",
+        "-f",
+        "other.Dockerfile",
+        "-",
+    ]);
     ok(&with_stdin(cmd, &tar.stdout));
 
     // A lone Dockerfile on stdin: an empty context.

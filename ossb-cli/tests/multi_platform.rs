@@ -228,12 +228,8 @@ fn a_multi_platform_image_is_pushed_with_its_index() {
         env.path("push").to_str().expect("utf8"),
     ]);
     let remote = format!("docker://{target}");
-    let raw_bytes = run_ok(Command::new("skopeo").args([
-        "inspect",
-        "--tls-verify=false",
-        "--raw",
-        &remote,
-    ]));
+    let raw_bytes =
+        run_ok(Command::new("skopeo").args(["inspect", "--tls-verify=false", "--raw", &remote]));
     let raw = json(&raw_bytes);
     assert_eq!(raw["mediaType"], "application/vnd.oci.image.index.v1+json");
     assert_eq!(raw["manifests"].as_array().expect("manifests").len(), 2);
@@ -325,7 +321,10 @@ fn run_steps_without_an_emulator_fail_before_the_build_starts() {
         return;
     }
     let env = Env::new();
-    env.write("s/Dockerfile", "FROM scratch\nCOPY Dockerfile /\nRUN true\n");
+    env.write(
+        "s/Dockerfile",
+        "FROM scratch\nCOPY Dockerfile /\nRUN true\n",
+    );
     let out_dir = env.path("s-oci");
     let out = env.ossb(&[
         "build",
@@ -403,7 +402,10 @@ fn progress_events_name_the_platform_of_each_step() {
         .iter()
         .find(|e| e["event"] == "build_started")
         .expect("build_started");
-    assert_eq!(started["platforms"], serde_json::json!(["linux/amd64", "linux/arm64"]));
+    assert_eq!(
+        started["platforms"],
+        serde_json::json!(["linux/amd64", "linux/arm64"])
+    );
     for platform in ["linux/amd64", "linux/arm64"] {
         assert!(
             events

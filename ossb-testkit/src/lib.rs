@@ -14,5 +14,7 @@ mod tools;
 
 pub use conformance::conformance_path;
 pub use registry::{Registry, RegistryStartError};
-pub use rootfs::{ARM64_BUSYBOX, BUSYBOX_APPLETS, arm64_busybox, busybox_rootfs, busybox_rootfs_from};
+pub use rootfs::{
+    ARM64_BUSYBOX, BUSYBOX_APPLETS, arm64_busybox, busybox_rootfs, busybox_rootfs_from,
+};
 pub use tools::{find_tool, require_real, require_tool};

@@ -34,7 +34,13 @@ fn is_archive(head: &[u8]) -> bool {
     let computed: u32 = head
         .iter()
         .enumerate()
-        .map(|(i, b)| if (148..156).contains(&i) { 32 } else { *b as u32 })
+        .map(|(i, b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                *b as u32
+            }
+        })
         .sum();
     stored == Some(computed)
 }

@@ -284,7 +284,10 @@ mod tests {
         let err = emulation_for(&host, &p("linux/s390x"), dir.path()).unwrap_err();
         assert_eq!(err.exit_code(), ExitCode::Configuration);
         let msg = err.to_string();
-        assert!(msg.contains("linux/s390x") && msg.contains("qemu-user-static"), "{msg}");
+        assert!(
+            msg.contains("linux/s390x") && msg.contains("qemu-user-static"),
+            "{msg}"
+        );
         std::fs::write(dir.path().join("status"), "disabled\n").ok();
         assert!(emulation_for(&host, &p("linux/arm64"), dir.path()).is_err());
         assert_eq!(

@@ -189,7 +189,10 @@ mod tests {
         let amd = Platform::parse("linux/amd64").unwrap();
         let arm = Platform::parse("linux/arm64").unwrap();
         let m_amd = a.for_target(AnnotationTarget::Manifest, Some(&amd));
-        assert_eq!(m_amd.get("org.opencontainers.image.title").unwrap(), "hello");
+        assert_eq!(
+            m_amd.get("org.opencontainers.image.title").unwrap(),
+            "hello"
+        );
         assert!(!m_amd.contains_key("arch.note"));
         let m_arm = a.for_target(AnnotationTarget::Manifest, Some(&arm));
         assert_eq!(m_arm.get("arch.note").unwrap(), "arm");

@@ -32,7 +32,9 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let mut descs = Vec::new();
         for (i, p) in ["linux/amd64", "linux/arm64"].iter().enumerate() {
-            let blob = store.put_bytes(format!("{{\"m\":{i}}}").as_bytes()).unwrap();
+            let blob = store
+                .put_bytes(format!("{{\"m\":{i}}}").as_bytes())
+                .unwrap();
             let mut d = Descriptor::new(mt::OCI_MANIFEST, blob.digest, blob.size);
             d.platform = Some(Platform::parse(p).unwrap());
             descs.push(d);

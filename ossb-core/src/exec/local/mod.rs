@@ -395,10 +395,9 @@ impl LocalBackend {
                         let mut desc = b.image.manifest.clone();
                         // The index lists each image under the platform it was built for.
                         desc.platform = Some(b.platform.clone());
-                        desc.annotations = request.annotations.for_target(
-                            AnnotationTarget::ManifestDescriptor,
-                            Some(&b.platform),
-                        );
+                        desc.annotations = request
+                            .annotations
+                            .for_target(AnnotationTarget::ManifestDescriptor, Some(&b.platform));
                         desc
                     })
                     .collect();
@@ -552,14 +551,25 @@ fn build_platforms(
                             }
                         }
                         Err(e) => {
-                            cancel.cancel();
                             let e = Error::new(
                                 e.exit_code(),
                                 format!("platform {}: {e}", ctxs[i].fetcher.platform),
                             );
+                            // The failure that cancelled the others is the one to report,
+                            // not a platform that stopped because of it.
                             if let Ok(mut slot) = first_error.lock() {
-                                slot.get_or_insert(e);
+                                let replace = match slot.as_ref() {
+                                    None => true,
+                                    Some(old) => {
+                                        old.exit_code() == ExitCode::Cancelled
+                                            && e.exit_code() != ExitCode::Cancelled
+                                    }
+                                };
+                                if replace {
+                                    *slot = Some(e);
+                                }
                             }
+                            cancel.cancel();
                             return;
                         }
                     }

@@ -6,8 +6,8 @@ use crate::backend::Output;
 use crate::error::{Error, ExitCode};
 use crate::exec::transfer;
 use crate::image::archive::write_docker_archive;
-use crate::image::oci::Descriptor;
 use crate::image::layout::{write_layout_dir, write_layout_tar};
+use crate::image::oci::Descriptor;
 use crate::reference::Reference;
 use std::path::Path;
 
@@ -62,8 +62,7 @@ pub fn deliver(
                 for tag in tags {
                     ctx.store.set_ref(&tag.to_string(), root)?;
                 }
-                ctx.store
-                    .set_ref(&root.digest.to_string(), root)?;
+                ctx.store.set_ref(&root.digest.to_string(), root)?;
             }
             Output::Oci { dest } => {
                 let ref_name = tags
@@ -125,14 +124,7 @@ pub fn deliver(
                     ));
                 }
                 for target in &targets {
-                    transfer::push(
-                        ctx.store,
-                        port,
-                        target,
-                        root,
-                        jobs,
-                        ctx.progress,
-                    )?;
+                    transfer::push(ctx.store, port, target, root, jobs, ctx.progress)?;
                 }
             }
         }

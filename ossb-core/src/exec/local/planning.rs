@@ -30,8 +30,8 @@ pub(crate) fn plan_with_base_images(
     // Each round fetches at least one new image (triggers can make more stages needed), so
     // this ends after at most as many rounds as the Dockerfile has stages.
     loop {
-        let shallow = plan::plan_shallow(ast, &opts)
-            .map_err(|e| e.with_file(file).with_column_from(text))?;
+        let shallow =
+            plan::plan_shallow(ast, &opts).map_err(|e| e.with_file(file).with_column_from(text))?;
         let missing: BTreeSet<BaseKey> = shallow
             .stages
             .iter()

@@ -36,7 +36,12 @@ pub(crate) fn check_request(request: &BuildRequest, platforms: &[Platform]) -> R
             .collect::<Vec<_>>()
             .join(",")
     };
-    if platforms.len() > 1 && request.outputs.iter().any(|o| matches!(o, Output::Docker { .. })) {
+    if platforms.len() > 1
+        && request
+            .outputs
+            .iter()
+            .any(|o| matches!(o, Output::Docker { .. }))
+    {
         return Err(Error::new(
             ExitCode::Configuration,
             format!(
@@ -55,9 +60,12 @@ pub(crate) fn check_request(request: &BuildRequest, platforms: &[Platform]) -> R
              multi-platform build (--platform a,b) makes; use manifest annotations for one platform",
         ));
     }
-    if request.annotations.items.iter().any(|a| {
-        a.target == crate::image::annotations::AnnotationTarget::IndexDescriptor
-    }) {
+    if request
+        .annotations
+        .items
+        .iter()
+        .any(|a| a.target == crate::image::annotations::AnnotationTarget::IndexDescriptor)
+    {
         return Err(Error::new(
             ExitCode::Configuration,
             "index-descriptor annotations are not supported yet; use index: or manifest: annotations",
@@ -185,7 +193,11 @@ mod tests {
     #[test]
     fn targets_are_normalised_and_deduplicated() {
         let mut req = BuildRequest::new(".");
-        req.platforms = vec!["linux/aarch64".into(), "linux/arm64/v8".into(), "linux/amd64".into()];
+        req.platforms = vec![
+            "linux/aarch64".into(),
+            "linux/arm64/v8".into(),
+            "linux/amd64".into(),
+        ];
         let host = Platform::host();
         let t = targets(&req, &host).unwrap();
         assert_eq!(
