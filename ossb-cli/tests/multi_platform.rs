@@ -253,54 +253,119 @@ fn a_multi_platform_image_is_pushed_with_its_index() {
     }
 }
 
+/// Debian's registration of `qemu-aarch64-static` (magic and mask of an aarch64 ELF
+/// executable), with the F flag so the interpreter works inside any root.
+const QEMU_AARCH64_REGISTRATION: &str = r":qemu-aarch64:M::\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00:\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff:/usr/bin/qemu-aarch64-static:F";
+
+/// A shell prefix that gives the command after it a private `binfmt_misc` (Linux 6.7+ mounts
+/// one per user namespace) with the aarch64 handler registered.
+fn private_binfmt_script() -> String {
+    format!(
+        "mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc && \
+         printf '%s' '{QEMU_AARCH64_REGISTRATION}' > /proc/sys/fs/binfmt_misc/register && \
+         exec \"$@\""
+    )
+}
+
+/// How to run ossb so that arm64 RUN steps have an emulator: directly when the machine has
+/// the handler, else in a user namespace with a private `binfmt_misc`; `None` (with the reason
+/// printed) when neither is possible.
+fn arm64_runner(env: &Env) -> Option<Command> {
+    if !cfg!(target_arch = "x86_64") {
+        eprintln!("SKIPPED: the arm64 emulation test is written for an x86_64 host");
+        return None;
+    }
+    if Path::new("/proc/sys/fs/binfmt_misc/qemu-aarch64").exists() {
+        return Some(env.cmd());
+    }
+    let qemu = Path::new("/usr/bin/qemu-aarch64-static");
+    if !qemu.exists() || !tool("unshare") {
+        eprintln!(
+            "SKIPPED: no binfmt_misc handler at /proc/sys/fs/binfmt_misc/qemu-aarch64 and no \
+             {} to register a private one (apt-get install qemu-user-static binfmt-support)",
+            qemu.display()
+        );
+        return None;
+    }
+    let probe = Command::new("unshare")
+        .args(["-Urm", "sh", "-c", &private_binfmt_script(), "sh", "true"])
+        .output()
+        .expect("unshare runs");
+    if !probe.status.success() {
+        eprintln!(
+            "SKIPPED: no binfmt_misc handler for arm64, and this kernel does not mount a \
+             private binfmt_misc in a user namespace (Linux 6.7+): {}",
+            String::from_utf8_lossy(&probe.stderr).trim()
+        );
+        return None;
+    }
+    let mut cmd = Command::new("unshare");
+    cmd.args(["-Urm", "sh", "-c", &private_binfmt_script(), "sh"])
+        .arg(common::OSSB)
+        .env("OSSB_ROOT", env.path("store"))
+        .env_remove("SOURCE_DATE_EPOCH");
+    Some(cmd)
+}
+
 #[test]
 fn run_steps_for_arm64_run_under_a_registered_emulator() {
-    let handler = Path::new("/proc/sys/fs/binfmt_misc/qemu-aarch64");
-    if !cfg!(target_arch = "x86_64") || !handler.exists() {
-        eprintln!(
-            "SKIPPED: no binfmt_misc handler at {} (install qemu-user-static and \
-             binfmt-support, with binfmt_misc mounted, to run arm64 RUN steps here)",
-            handler.display()
-        );
-        return;
-    }
     if !tool("umoci") || !tool("skopeo") {
         return;
     }
     let env = Env::new();
+    let Some(mut ossb) = arm64_runner(&env) else {
+        return;
+    };
     let Some(base) = busybox_index(&env) else {
         return;
     };
-    env.write("run/Dockerfile", "FROM base\nRUN uname -m > /machine\n");
+    env.write(
+        "run/Dockerfile",
+        "FROM base\nARG TARGETARCH\nRUN echo \"$(uname -m) $TARGETARCH\" > /machine\n",
+    );
     let out = env.path("run-oci");
-    env.ossb_ok(&[
-        "build",
-        "--progress",
-        "plain",
-        "--platform",
-        "linux/arm64",
-        "--build-context",
-        &format!("base=oci-layout://{}:latest", base.display()),
-        "--output",
-        &format!("type=oci,dest={}", out.display()),
-        env.path("run").to_str().expect("utf8"),
-    ]);
-    let bundle = env.path("run-bundle");
-    let mut umoci = Command::new("umoci");
-    umoci.arg("unpack");
-    if !rustix::process::geteuid().is_root() {
-        umoci.arg("--rootless");
-    }
     run_ok(
-        umoci
-            .arg("--image")
-            .arg(format!("{}:latest", out.display()))
-            .arg(&bundle),
+        ossb.args([
+            "build",
+            "--progress",
+            "plain",
+            "--platform",
+            "linux/arm64,linux/amd64",
+            "--build-context",
+            &format!("base=oci-layout://{}:latest", base.display()),
+            "--output",
+            &format!("type=oci,dest={}", out.display()),
+        ])
+        .arg(env.path("run")),
     );
-    assert_eq!(
-        fs::read_to_string(bundle.join("rootfs/machine")).expect("machine"),
-        "aarch64\n"
-    );
+    let layout = format!("oci:{}:latest", out.display());
+    for (arch, machine) in [("arm64", "aarch64"), ("amd64", "x86_64")] {
+        let single = env.path(&format!("run-{arch}"));
+        run_ok(Command::new("skopeo").args([
+            "copy",
+            "--override-arch",
+            arch,
+            &layout,
+            &format!("oci:{}:x", single.display()),
+        ]));
+        let bundle = env.path(&format!("run-bundle-{arch}"));
+        let mut umoci = Command::new("umoci");
+        umoci.arg("unpack");
+        if !rustix::process::geteuid().is_root() {
+            umoci.arg("--rootless");
+        }
+        run_ok(
+            umoci
+                .arg("--image")
+                .arg(format!("{}:x", single.display()))
+                .arg(&bundle),
+        );
+        assert_eq!(
+            fs::read_to_string(bundle.join("rootfs/machine")).expect("machine"),
+            format!("{machine} {arch}\n"),
+            "the RUN step ran as {arch}"
+        );
+    }
 }
 
 /// Whether any enabled binfmt_misc handler exists for s390x (then the no-emulator test
