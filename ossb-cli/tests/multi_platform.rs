@@ -480,3 +480,48 @@ fn progress_events_name_the_platform_of_each_step() {
         );
     }
 }
+
+#[test]
+fn a_multi_platform_build_tags_its_index_in_the_store() {
+    let env = Env::new();
+    env.write("s/a.txt", "a\n");
+    env.write("s/Dockerfile", "FROM scratch\nCOPY a.txt /\n");
+    let iid = env.path("iid");
+    let meta = env.path("meta.json");
+    let digest = env.ossb_ok(&[
+        "build",
+        "-q",
+        "--platform",
+        "linux/amd64,linux/arm64/v8",
+        "-t",
+        "multi:1",
+        "--iidfile",
+        iid.to_str().expect("utf8"),
+        "--metadata-file",
+        meta.to_str().expect("utf8"),
+        env.path("s").to_str().expect("utf8"),
+    ]);
+    assert_eq!(
+        fs::read_to_string(&iid).expect("iidfile"),
+        digest,
+        "--iidfile names the index"
+    );
+    let meta = json(&fs::read(&meta).expect("metadata"));
+    assert_eq!(meta["containerimage.digest"], digest.as_str());
+    assert_eq!(
+        meta["containerimage.descriptor"]["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    assert!(meta.get("containerimage.config.digest").is_none());
+    let inspect = json(env.ossb_ok(&["inspect", "multi:1"]).as_bytes());
+    assert_eq!(inspect["descriptor"]["digest"], digest.as_str());
+    let images = inspect["images"].as_array().expect("images");
+    assert_eq!(images.len(), 2);
+    assert_eq!(images[0]["config"]["architecture"], "amd64");
+    assert_eq!(images[1]["config"]["architecture"], "arm64");
+    assert_eq!(images[1]["platform"]["architecture"], "arm64");
+    assert!(
+        images[1]["platform"].get("variant").is_none(),
+        "arm64/v8 is normalised to arm64"
+    );
+}

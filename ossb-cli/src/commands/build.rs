@@ -342,6 +342,7 @@ fn build_in_job(
         let found = discover(&PodPaths::from_env()).map_err(Error::from)?;
         req.secrets.extend(found.build_secrets.iter().cloned());
         if let Some(cm) = &found.build_context
+            && !context_is_stdin(args)
             && !args.context.exists()
         {
             materialize_context(cm, &args.context).map_err(Error::from)?;
