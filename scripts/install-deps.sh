@@ -3,7 +3,7 @@
 # busybox to make base images from, uid mapping tools). Needs root; idempotent.
 set -euo pipefail
 pkgs=(docker-registry skopeo umoci busybox-static uidmap apache2-utils openssl ca-certificates
-      gzip xz-utils bzip2 zstd attr jq util-linux)
+      gzip xz-utils bzip2 zstd attr jq util-linux qemu-user-static)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
