@@ -146,7 +146,8 @@ pub(crate) struct BuildCtx<'a> {
     pub url_fetcher: Option<&'a dyn UrlFetcher>,
     pub request: &'a BuildRequest,
     pub scratch: &'a std::path::Path,
-    pub context: OnceLock<ContextScan>,
+    /// Shared by the platforms of a build: the context is scanned and hashed once.
+    pub context: &'a OnceLock<ContextScan>,
     pub dockerfile_path: Option<PathBuf>,
     /// RFC 3339 time written into history entries and the config.
     pub created: String,
@@ -161,8 +162,8 @@ pub(crate) struct BuildCtx<'a> {
     sandbox: OnceLock<Sandbox>,
     /// Layer records by key.
     pub cache: cache::CacheStore,
-    /// Content digests of context files by stamp.
-    pub stat_cache: cache::StatCache,
+    /// Content digests of context files by stamp (shared by the platforms of a build).
+    pub stat_cache: &'a cache::StatCache,
     /// `--no-cache`: build every step, still record the results.
     pub no_cache: bool,
     preflight: std::sync::Mutex<Option<std::thread::JoinHandle<Result<SandboxChoice, NoSandbox>>>>,
@@ -335,6 +336,12 @@ impl LocalBackend {
         // Platforms build side by side, at most `jobs` at a time, sharing the threads.
         let parallel = self.jobs.min(targets.len()).max(1);
         let jobs = (self.jobs / parallel).max(1);
+        let context_scan = OnceLock::new();
+        let stat_cache = cache::StatCache::load(store.root());
+        let shared = Shared {
+            context: &context_scan,
+            stat_cache: &stat_cache,
+        };
         let mut ctxs = Vec::with_capacity(targets.len());
         for platform in &targets {
             ctxs.push(self.context(
@@ -347,6 +354,7 @@ impl LocalBackend {
                 has_run,
                 jobs,
                 cancel.clone(),
+                shared,
             )?);
         }
 
@@ -430,6 +438,7 @@ impl LocalBackend {
         has_run: bool,
         jobs: usize,
         cancel: CancelToken,
+        shared: Shared<'a>,
     ) -> Result<BuildCtx<'a>, Error> {
         // Probe what RUN steps may use while the first stages pull and copy; the answer is
         // checked before the first RUN, so a forbidden sandbox fails before any RUN work.
@@ -452,7 +461,7 @@ impl LocalBackend {
             url_fetcher: self.url_fetcher.as_deref(),
             request,
             scratch,
-            context: OnceLock::new(),
+            context: shared.context,
             dockerfile_path,
             created: rfc3339(now),
             build_time: now,
@@ -469,11 +478,18 @@ impl LocalBackend {
             cancel,
             sandbox: OnceLock::new(),
             cache: cache::CacheStore::open(store.root())?,
-            stat_cache: cache::StatCache::load(store.root()),
+            stat_cache: shared.stat_cache,
             no_cache: request.no_cache,
             preflight: std::sync::Mutex::new(preflight),
         })
     }
+}
+
+/// What the platforms of one build share.
+#[derive(Clone, Copy)]
+struct Shared<'a> {
+    context: &'a OnceLock<ContextScan>,
+    stat_cache: &'a cache::StatCache,
 }
 
 /// One platform's finished image.
