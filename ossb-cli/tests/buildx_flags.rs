@@ -105,6 +105,8 @@ fn annotations_reach_the_manifest_and_index_annotations_need_an_index() {
         "org.opencontainers.image.title=hello",
         "--annotation",
         "manifest:org.example.empty=",
+        "--annotation",
+        "index-descriptor:org.example.entry=layout",
         "--output",
         &format!("type=oci,dest={}", out.display()),
         env.path("a").to_str().expect("utf8"),
@@ -115,6 +117,13 @@ fn annotations_reach_the_manifest_and_index_annotations_need_an_index() {
         "hello"
     );
     assert_eq!(manifest["annotations"]["org.example.empty"], "");
+    assert!(manifest["annotations"].get("org.example.entry").is_none());
+    let index: serde_json::Value =
+        serde_json::from_slice(&fs::read(out.join("index.json")).expect("index.json"))
+            .expect("json");
+    let entry = &index["manifests"][0]["annotations"];
+    assert_eq!(entry["org.example.entry"], "layout");
+    assert_eq!(entry["org.opencontainers.image.ref.name"], "latest");
 
     for (value, needle) in [
         ("index:k=v", "need an image index"),

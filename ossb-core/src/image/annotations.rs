@@ -15,7 +15,8 @@ pub enum AnnotationTarget {
     ManifestDescriptor,
     /// The image index (multi-platform builds).
     Index,
-    /// The descriptor of the index (in an OCI layout's `index.json`).
+    /// The image's entry in an OCI layout's `index.json` (the index, or the manifest of a
+    /// single-platform build); other outputs have no such entry.
     IndexDescriptor,
 }
 

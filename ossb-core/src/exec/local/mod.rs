@@ -394,7 +394,7 @@ impl LocalBackend {
         };
         let operations = built.iter().map(|b| b.operations).sum();
         let cache_hits = built.iter().map(|b| b.cache_hits).sum();
-        let (root, config) = match built.as_slice() {
+        let (mut root, config) = match built.as_slice() {
             [one] => (one.image.manifest.clone(), Some(one.image.config.clone())),
             many => {
                 let manifests: Vec<_> = many
@@ -415,6 +415,12 @@ impl LocalBackend {
                 (write_index(&store, &manifests, annotations)?, None)
             }
         };
+        // `index-descriptor:` annotations go on the image's entry in an OCI layout's index.json.
+        root.annotations.extend(
+            request
+                .annotations
+                .for_target(AnnotationTarget::IndexDescriptor, None),
+        );
         outputs::deliver(&ctxs[0], &root, config.as_ref(), &tags, self.jobs)?;
         Ok(BuildOutcome {
             image_digest: root.digest.to_string(),

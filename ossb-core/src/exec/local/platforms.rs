@@ -60,17 +60,6 @@ pub(crate) fn check_request(request: &BuildRequest, platforms: &[Platform]) -> R
              multi-platform build (--platform a,b) makes; use manifest annotations for one platform",
         ));
     }
-    if request
-        .annotations
-        .items
-        .iter()
-        .any(|a| a.target == crate::image::annotations::AnnotationTarget::IndexDescriptor)
-    {
-        return Err(Error::new(
-            ExitCode::Configuration,
-            "index-descriptor annotations are not supported yet; use index: or manifest: annotations",
-        ));
-    }
     Ok(())
 }
 
