@@ -33,7 +33,8 @@ pub enum LogFormatArg {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Build an image from a Dockerfile and a context directory.
+    /// Build an image (one per platform, with an index, for several) from a Dockerfile and a
+    /// context directory or standard input.
     Build(Box<BuildArgs>),
     /// Inspect a Dockerfile without building it.
     #[command(subcommand)]
@@ -233,7 +234,7 @@ pub struct BuildArgs {
     pub tls_ca: Option<PathBuf>,
     // --- multi-platform and buildx flags (issue #10) ---
     /// Add an annotation (`[TYPE[PLATFORMS]:]KEY=VALUE`; TYPE is manifest (the default),
-    /// manifest-descriptor or index); repeatable.
+    /// manifest-descriptor, index or index-descriptor); repeatable.
     #[arg(long = "annotation", value_name = "KEY=VALUE")]
     pub annotations: Vec<String>,
     /// Always resolve base images in the registry, even when the local store has an image of
