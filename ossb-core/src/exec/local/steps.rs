@@ -164,7 +164,7 @@ fn commit_layer(
     created_by: String,
     mut key: KeyBuilder,
 ) -> Result<StepResult, Error> {
-    add_entries(&mut key, &entries, &ctx.stat_cache, ctx.jobs)?;
+    add_entries(&mut key, &entries, ctx.stat_cache, ctx.jobs)?;
     let key = key.finish();
     if !ctx.no_cache
         && let Some(record) = ctx.cache.get(&key, ctx.store)
