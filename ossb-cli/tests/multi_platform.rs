@@ -67,6 +67,7 @@ fn app_context(env: &Env) -> PathBuf {
     env.write(
         "app/Dockerfile",
         "FROM --platform=$BUILDPLATFORM base AS build\n\
+         RUN cat /proc/sys/kernel/random/uuid > /shared-run\n\
          ARG TARGETARCH\nARG BUILDPLATFORM\n\
          RUN echo \"$TARGETARCH built on $BUILDPLATFORM\" > /made-for\n\
          FROM base\n\
@@ -74,7 +75,8 @@ fn app_context(env: &Env) -> PathBuf {
          ARG TARGETPLATFORM\nARG TARGETOS\nARG TARGETARCH\nARG TARGETVARIANT\n\
          LABEL target=$TARGETPLATFORM os=$TARGETOS arch=$TARGETARCH variant=x${TARGETVARIANT}x\n\
          COPY hello.txt /hello.txt\n\
-         COPY --from=build /made-for /made-for\n",
+         COPY --from=build /made-for /made-for\n\
+         COPY --from=build /shared-run /shared-run\n",
     );
     env.path("app")
 }
@@ -132,6 +134,7 @@ fn a_copy_only_multi_platform_build_makes_an_index_of_both_images() {
     let index_json = json(&fs::read(out.join("index.json")).expect("index.json"));
     assert_eq!(index_json["manifests"][0]["digest"], digest.as_str());
 
+    let mut shared_runs = Vec::new();
     for (arch, machine) in [("amd64", 0x3e), ("arm64", 0xb7)] {
         let config = json(&run_ok(Command::new("skopeo").args([
             "inspect",
@@ -198,7 +201,12 @@ fn a_copy_only_multi_platform_build_makes_an_index_of_both_images() {
             format!("{arch} built on {host}\n"),
             "the build stage ran on the build platform with this platform's TARGETARCH"
         );
+        shared_runs.push(fs::read_to_string(rootfs.join("shared-run")).expect("shared-run"));
     }
+    assert_eq!(
+        shared_runs[0], shared_runs[1],
+        "a build-platform step that does not depend on the target ran once for both platforms"
+    );
 }
 
 #[test]

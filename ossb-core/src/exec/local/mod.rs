@@ -164,6 +164,8 @@ pub(crate) struct BuildCtx<'a> {
     pub cache: cache::CacheStore,
     /// Content digests of context files by stamp (shared by the platforms of a build).
     pub stat_cache: &'a cache::StatCache,
+    /// Keys of the steps being built now (shared by the platforms of a build).
+    pub in_flight: &'a cache::InFlight,
     /// `--no-cache`: build every step, still record the results.
     pub no_cache: bool,
     preflight: std::sync::Mutex<Option<std::thread::JoinHandle<Result<SandboxChoice, NoSandbox>>>>,
@@ -338,9 +340,11 @@ impl LocalBackend {
         let jobs = (self.jobs / parallel).max(1);
         let context_scan = OnceLock::new();
         let stat_cache = cache::StatCache::load(store.root());
+        let in_flight = cache::InFlight::default();
         let shared = Shared {
             context: &context_scan,
             stat_cache: &stat_cache,
+            in_flight: &in_flight,
         };
         let mut ctxs = Vec::with_capacity(targets.len());
         for platform in &targets {
@@ -485,6 +489,7 @@ impl LocalBackend {
             sandbox: OnceLock::new(),
             cache: cache::CacheStore::open(store.root())?,
             stat_cache: shared.stat_cache,
+            in_flight: shared.in_flight,
             no_cache: request.no_cache,
             preflight: std::sync::Mutex::new(preflight),
         })
@@ -496,6 +501,7 @@ impl LocalBackend {
 struct Shared<'a> {
     context: &'a OnceLock<ContextScan>,
     stat_cache: &'a cache::StatCache,
+    in_flight: &'a cache::InFlight,
 }
 
 /// One platform's finished image.
@@ -753,6 +759,12 @@ fn build_stage(
         }
     };
     state.cmd_set = false;
+    // A stage on another platform than the target keys its steps by that platform (a base
+    // stage's is inherited with its state).
+    if let Some(p) = &stage.platform {
+        let p = Platform::parse(p)?;
+        state.platform = (!p.matches(ctx.fetcher.platform)).then_some(p);
+    }
     counters.operations.fetch_add(1, Ordering::Relaxed);
     progress.event(&ProgressEvent::StepFinished {
         id: from_id,

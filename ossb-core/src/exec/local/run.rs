@@ -161,6 +161,8 @@ pub fn execute(
     // The mount specs and bind sources' contents; never a secret's value.
     mounts::add_to_key(ctx, step, run, done, &mut key)?;
     let key = key.finish();
+    // Another platform running the same step right now: wait for it, then take its record.
+    let _claim = ctx.in_flight.claim(&key);
     if !ctx.no_cache
         && let Some(record) = ctx.cache.get(&key, ctx.store)
     {

@@ -26,6 +26,10 @@ pub struct StageState {
     /// `created` of the newest layer: metadata-only steps take it, so an unchanged rebuild
     /// gives the same config.
     pub last_created: Option<String>,
+    /// The platform the stage builds for when it is not the build's target (`FROM
+    /// --platform=...`, or inherited from such a base stage); `None` means the target. Step
+    /// keys use it, so the platforms of a multi-platform build share such a stage's steps.
+    pub platform: Option<Platform>,
 }
 
 impl StageState {
@@ -78,6 +82,7 @@ impl StageState {
                 k.finish()
             },
             last_created: None,
+            platform: None,
         }
     }
 
@@ -112,6 +117,7 @@ impl StageState {
             rootfs: None,
             key: image.manifest_desc.digest.to_string(),
             last_created,
+            platform: None,
         })
     }
 }
