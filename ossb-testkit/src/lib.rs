@@ -5,7 +5,8 @@
 //!   [`TokenServer`] of the tests' own (policy: [`TokenAuth`]), stopped on drop;
 //! * [`require_tool`]: skip a test when a tool is missing, unless `OSSB_REQUIRE_REAL=1` or `CI`
 //!   is set, in which case a missing tool fails the test;
-//! * [`busybox_rootfs`]: a minimal root filesystem made from the static busybox binary.
+//! * [`busybox_rootfs`]: a minimal root filesystem made from the static busybox binary
+//!   ([`busybox_rootfs_from`] with another one, such as [`arm64_busybox`]).
 
 mod conformance;
 mod jwt;
@@ -18,6 +19,8 @@ mod tools;
 pub use conformance::conformance_path;
 pub use jwt::Signing;
 pub use registry::{Registry, RegistryStartError};
-pub use rootfs::{BUSYBOX_APPLETS, busybox_rootfs};
+pub use rootfs::{
+    ARM64_BUSYBOX, BUSYBOX_APPLETS, arm64_busybox, busybox_rootfs, busybox_rootfs_from,
+};
 pub use token_server::{TOKEN_ISSUER, TOKEN_SERVICE, TokenAuth, TokenRequest, TokenServer};
 pub use tools::{find_tool, require_real, require_tool};

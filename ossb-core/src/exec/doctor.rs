@@ -66,7 +66,8 @@ pub struct DoctorReport {
     pub newgidmap: Option<String>,
     /// The id mapping steps would get.
     pub id_map: IdMap,
-    /// Registered binfmt_misc handlers (foreign-architecture RUN needs one per arch).
+    /// Enabled binfmt_misc handlers with the platforms they run (foreign-architecture RUN
+    /// needs one per architecture; `F` marks handlers that work in any root).
     pub binfmt_misc: Vec<String>,
     /// The sandbox a build would use.
     pub best: SandboxChoice,
@@ -305,16 +306,41 @@ fn read_num(path: &str) -> Option<u64> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
+/// The enabled handlers with the platforms they run and whether they work in any root
+/// (`qemu-aarch64 (linux/arm64, F)`), as `--platform` RUN steps will find them.
 fn binfmt_handlers() -> Vec<String> {
-    let Ok(dir) = std::fs::read_dir("/proc/sys/fs/binfmt_misc") else {
-        return Vec::new();
-    };
-    let mut v: Vec<String> = dir
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| n != "register" && n != "status")
-        .collect();
-    v.sort();
-    v
+    use super::binfmt::{BINFMT_DIR, handlers_in};
+    use crate::image::oci::Platform;
+    const KNOWN: &[&str] = &[
+        "linux/amd64",
+        "linux/386",
+        "linux/arm64",
+        "linux/arm",
+        "linux/ppc64le",
+        "linux/s390x",
+        "linux/riscv64",
+        "linux/mips64le",
+        "linux/loong64",
+    ];
+    handlers_in(Path::new(BINFMT_DIR))
+        .into_iter()
+        .map(|h| {
+            let platforms: Vec<&str> = KNOWN
+                .iter()
+                .copied()
+                .filter(|p| Platform::parse(p).is_ok_and(|p| h.matches(&p)))
+                .collect();
+            let mut what = if platforms.is_empty() {
+                "no container platform".to_string()
+            } else {
+                platforms.join(" ")
+            };
+            if h.fix_binary() {
+                what.push_str(", F");
+            }
+            format!("{} ({what})", h.name)
+        })
+        .collect()
 }
 
 fn run_probe(helper: &Path, name: &str) -> Probe {
