@@ -9,6 +9,11 @@ use ossb_core::ExitCode;
 fn main() {
     // When this process is a RUN sandbox init (re-exec of ossb), it never returns from here.
     ossb_core::exec::sandbox::run_init_if_requested();
+    // Before any RUN step and any credential is read: a step that can see this process (the
+    // reduced and chroot rungs) cannot read its memory, environment or open files.
+    if let Err(e) = ossb_core::exec::sandbox::protect_process() {
+        eprintln!("ossb: warning: cannot make the process non-dumpable: {e}");
+    }
     let cli = match args::Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {

@@ -4,9 +4,12 @@
 //!   plain or with TLS and htpasswd, stopped on drop;
 //! * [`require_tool`]: skip a test when a tool is missing, unless `OSSB_REQUIRE_REAL=1` or `CI`
 //!   is set, in which case a missing tool fails the test;
-//! * [`busybox_rootfs`]: a minimal root filesystem made from the static busybox binary.
+//! * [`busybox_rootfs`]: a minimal root filesystem made from the static busybox binary;
+//! * [`podsim`]: runs a command as a container runtime runs a pod (masked `/proc`, dropped
+//!   capabilities, `no_new_privs`, the default seccomp profile), root only.
 
 mod conformance;
+pub mod podsim;
 mod registry;
 mod rootfs;
 mod tools;

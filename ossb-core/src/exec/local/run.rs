@@ -38,7 +38,7 @@ pub fn ensure_rootfs(
     let dir = materialize(ctx.store, &layers, ctx.scratch)?;
     let path = dir.path().to_path_buf();
     state.rootfs = Some(Arc::new(dir));
-    tracing::debug!(component = "exec", snapshotter = ?ctx.snapshotter, "stage filesystem unpacked for RUN steps");
+    tracing::debug!(component = "exec", "stage filesystem unpacked for RUN steps");
     Ok(path)
 }
 
@@ -231,7 +231,7 @@ pub fn execute(
 
     let sandbox = ctx.sandbox()?;
     let mut snap = snapshot::open(
-        ctx.snapshotter,
+        ctx.snapshotter(sandbox.rung()),
         lower.clone(),
         ctx.scratch.to_path_buf(),
         sandbox.id_map().clone(),
