@@ -40,6 +40,7 @@ struct Setup {
     env: Env,
     base: String,
     env_token: String,
+    plain_token: String,
     secret_token: String,
     secret_path: String,
 }
@@ -49,6 +50,7 @@ impl Setup {
         let env = Env::new();
         let base = busybox_layout(&env);
         let env_token = token("ENVTOK");
+        let plain_token = token("PLAINTOK");
         let secret_token = token("SECRETTOK");
         let secret = env.write("pod-secrets/registry-password", &secret_token);
         let secret_path = secret.display().to_string();
@@ -66,6 +68,7 @@ impl Setup {
             env,
             base,
             env_token,
+            plain_token,
             secret_token,
             secret_path,
         }
@@ -80,7 +83,10 @@ impl Setup {
         };
         cmd.env("OSSB_ROOT", self.env.path(store))
             .env("OSSB_STATUS_FILE", self.env.path(&format!("{store}.status.json")))
+            // A credential-looking name (removed from the environment block at start-up) and a
+            // plain one (protected only by OSSB being non-dumpable).
             .env("OSSB_TEST_REGISTRY_TOKEN", &self.env_token)
+            .env("OSSB_TEST_MARKER", &self.plain_token)
             .env("HOME", self.env.path("home"))
             .env_remove("SOURCE_DATE_EPOCH")
             .env_remove("OSSB_SANDBOX")
@@ -199,6 +205,7 @@ fn assert_built_and_sealed(s: &Setup, store: &str, out: &Output, rung: &str) {
     assert!(stderr.contains("PROBE-DONE"), "the probe step ran:\n{stderr}");
     for leak in [
         s.env_token.as_str(),
+        s.plain_token.as_str(),
         s.secret_token.as_str(),
         "LEAK-MEM",
         "LEAK-ROOT",
@@ -216,7 +223,9 @@ fn assert_built_and_sealed(s: &Setup, store: &str, out: &Output, rung: &str) {
     for (path, (_, _, data)) in &entries {
         let text = String::from_utf8_lossy(data);
         assert!(
-            !text.contains(&s.env_token) && !text.contains(&s.secret_token),
+            !text.contains(&s.env_token)
+                && !text.contains(&s.plain_token)
+                && !text.contains(&s.secret_token),
             "a token reached the layer file {path}"
         );
         assert!(!path.starts_with("dev/") && path != "etc/hosts", "sandbox stub {path} in a layer");

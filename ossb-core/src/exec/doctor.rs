@@ -636,15 +636,16 @@ fn probe_proc_bind() -> Result<String, String> {
 /// `chroot` into an empty directory in a child, and the capabilities the chroot rung needs:
 /// `CAP_SETPCAP` to drop the escape capabilities from the step's bounding set.
 fn probe_chroot() -> Result<String, String> {
-    use rustix::thread::Capability;
     let dir = tempfile::Builder::new()
         .prefix("ossb-probe-")
         .tempdir()
         .map_err(|e| format!("temp dir: {e}"))?;
-    let has = |c: Capability| rustix::thread::capability_is_in_bounding_set(c).unwrap_or(false);
+    let has = |c: rustix::thread::CapabilitySet| {
+        rustix::thread::capability_is_in_bounding_set(c).unwrap_or(false)
+    };
     let eff = capabilities_effective();
     let effective = |bit: u32| eff.is_some_and(|e| e & (1u64 << bit) != 0);
-    if !effective(CAP_SETPCAP) || !has(Capability::SetPermittedCapabilities) {
+    if !effective(CAP_SETPCAP) || !has(rustix::thread::CapabilitySet::SETPCAP) {
         return Err(
             "CAP_SETPCAP is missing (needed to drop CAP_SYS_CHROOT from the step)".to_string(),
         );

@@ -19,7 +19,7 @@
 use super::child::{Failure, Stubs, at};
 use super::protocol::{InitConfig, RootMount};
 use rustix::fs::{Dev, FileType, Mode, OFlags, ResolveFlags};
-use rustix::thread::Capability;
+use rustix::thread::CapabilitySet as Cap;
 use std::os::fd::OwnedFd;
 
 /// Device nodes provided in `/dev`: name, major, minor.
@@ -35,14 +35,14 @@ const DEVICES: &[(&str, u32, u32)] = &[
 /// Capabilities a step must not keep in the chroot rung: each one leaves the chroot or
 /// reaches outside it (a second `chroot`, `open_by_handle_at`, `ptrace` of a process outside,
 /// mounts, modules, raw I/O).
-const DROPPED: &[(Capability, &str)] = &[
-    (Capability::SystemChangeRoot, "CAP_SYS_CHROOT"),
-    (Capability::DACReadSearch, "CAP_DAC_READ_SEARCH"),
-    (Capability::SystemProcessTrace, "CAP_SYS_PTRACE"),
-    (Capability::SystemAdmin, "CAP_SYS_ADMIN"),
-    (Capability::SystemModule, "CAP_SYS_MODULE"),
-    (Capability::SystemRawIO, "CAP_SYS_RAWIO"),
-    (Capability::SystemBoot, "CAP_SYS_BOOT"),
+const DROPPED: &[(Cap, &str)] = &[
+    (Cap::SYS_CHROOT, "CAP_SYS_CHROOT"),
+    (Cap::DAC_READ_SEARCH, "CAP_DAC_READ_SEARCH"),
+    (Cap::SYS_PTRACE, "CAP_SYS_PTRACE"),
+    (Cap::SYS_ADMIN, "CAP_SYS_ADMIN"),
+    (Cap::SYS_MODULE, "CAP_SYS_MODULE"),
+    (Cap::SYS_RAWIO, "CAP_SYS_RAWIO"),
+    (Cap::SYS_BOOT, "CAP_SYS_BOOT"),
 ];
 
 /// Prepares the rootfs and enters it with `chroot`; the working directory is `/` afterwards.

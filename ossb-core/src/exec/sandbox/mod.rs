@@ -41,7 +41,9 @@ pub use error::SandboxError;
 pub use idmap::{IdMap, IdRange, MapMethod, SubRange, sub_ranges};
 pub use mounts::{ExtraMount, ExtraMountKind, Ownership, SecretBytes};
 pub use ownerattr::{NOOP_ID, ROOTLESS_XATTR, decode_owner, encode_owner};
-pub use protect::{is_protected, protect_process};
+pub use protect::{
+    env_var, env_vars, is_protected, is_secret_name, protect_process, seal_environment,
+};
 pub use rung::{Rung, SandboxMode};
 
 use protocol::{InitConfig, RootMount};

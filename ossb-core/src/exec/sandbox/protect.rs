@@ -25,3 +25,106 @@ pub fn is_protected() -> bool {
         Ok(rustix::process::DumpableBehavior::NotDumpable)
     )
 }
+
+/// The environment as it was when [`seal_environment`] ran (`None` before).
+static STARTUP_ENV: std::sync::OnceLock<Vec<(std::ffi::OsString, std::ffi::OsString)>> =
+    std::sync::OnceLock::new();
+
+/// Whether a variable name looks like it carries a credential (`*PASSWORD*`, `*SECRET*`,
+/// `*TOKEN*`, `*_KEY*`, `*CREDENTIAL*`), except names of files and directories
+/// (`*_FILE`, `*_DIR`, `*_ROOT`, `*_PATH`, `GOOGLE_APPLICATION_CREDENTIALS`).
+pub fn is_secret_name(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    let looks = ["PASSWORD", "PASSWD", "SECRET", "TOKEN", "_KEY", "CREDENTIAL"]
+        .iter()
+        .any(|w| upper.contains(w));
+    let names_a_path = ["_FILE", "_DIR", "_ROOT", "_PATH"]
+        .iter()
+        .any(|s| upper.ends_with(s))
+        || upper == "GOOGLE_APPLICATION_CREDENTIALS";
+    looks && !names_a_path
+}
+
+/// Keeps a copy of the environment in memory, then removes every variable whose name
+/// [`is_secret_name`] from the process environment and overwrites its value in the original
+/// environment block, which is what `/proc/PID/environ` shows. Later lookups go through
+/// [`env_var`] and [`env_vars`], which read the copy. Returns the names removed.
+///
+/// # Safety
+///
+/// Call it first thing in `main`, before any thread exists: it changes the process
+/// environment (`std::env::remove_var`) and writes into the C `environ` strings.
+#[allow(unsafe_code)]
+pub unsafe fn seal_environment() -> Vec<String> {
+    let all: Vec<_> = std::env::vars_os().collect();
+    let mut removed = Vec::new();
+    for (k, _) in &all {
+        let Some(name) = k.to_str() else { continue };
+        if !is_secret_name(name) {
+            continue;
+        }
+        if let Ok(c) = std::ffi::CString::new(name) {
+            // SAFETY: single threaded (the caller's contract); getenv returns a pointer to the
+            // NUL-terminated value inside `environ`, which stays valid until the variable is
+            // removed below, and is overwritten only within its own length.
+            unsafe {
+                let p = libc::getenv(c.as_ptr());
+                if !p.is_null() {
+                    let len = libc::strlen(p);
+                    std::ptr::write_bytes(p, 0, len);
+                }
+                std::env::remove_var(name);
+            }
+        }
+        removed.push(name.to_string());
+    }
+    let _ = STARTUP_ENV.set(all);
+    removed
+}
+
+/// A variable of the environment: from the copy [`seal_environment`] kept, else from the
+/// process environment.
+pub fn env_var(name: &str) -> Option<std::ffi::OsString> {
+    match STARTUP_ENV.get() {
+        Some(all) => all.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()),
+        None => std::env::var_os(name),
+    }
+}
+
+/// Every variable of the environment, like [`env_var`].
+pub fn env_vars() -> Vec<(std::ffi::OsString, std::ffi::OsString)> {
+    match STARTUP_ENV.get() {
+        Some(all) => all.clone(),
+        None => std::env::vars_os().collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_secret_name;
+
+    #[test]
+    fn credential_names_but_not_paths() {
+        for n in [
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "AWS_ACCESS_KEY_ID",
+            "AZURE_CLIENT_SECRET",
+            "REGISTRY_PASSWORD",
+            "npm_token",
+        ] {
+            assert!(is_secret_name(n), "{n}");
+        }
+        for n in [
+            "PATH",
+            "HOME",
+            "AWS_WEB_IDENTITY_TOKEN_FILE",
+            "OSSB_REGISTRY_SECRET_DIR",
+            "OSSB_SECRETS_ROOT",
+            "GOOGLE_APPLICATION_CREDENTIALS",
+            "KEYBOARD",
+        ] {
+            assert!(!is_secret_name(n), "{n}");
+        }
+    }
+}
