@@ -1,13 +1,21 @@
 //! Protecting OSSB's own process from the RUN steps it starts.
 //!
 //! In the reduced rung the step sees the pod's `/proc`, and its processes run with OSSB's
-//! kernel uid (root of a user namespace OSSB created is OSSB's uid outside). The kernel lets
-//! a process read another's `/proc/PID/{environ,mem,root,fd,...}` when the uids match and the
-//! target is *dumpable*, or when the reader has `CAP_SYS_PTRACE` in the target's user
-//! namespace. A non-dumpable OSSB fails the first test and the step never has the capability
-//! in OSSB's namespace, so those files and `ptrace`/`process_vm_readv` are refused. In the
-//! chroot rung the step is root outside too; non-dumpable still stops `ptrace` without
-//! `CAP_SYS_PTRACE` (not in a container runtime's default set).
+//! kernel uid (root of a user namespace OSSB created is OSSB's uid outside); in the chroot
+//! rung the step is in OSSB's own namespaces. Access to another process's
+//! `/proc/PID/{environ,mem,fd/N,root,...}`, `ptrace` and `process_vm_readv` goes through
+//! `ptrace_may_access`, which passes when the uids match *and* the target is dumpable, and
+//! then through the capability check, which passes only when the caller is in the target's
+//! user namespace holding every capability the target has (or has `CAP_SYS_PTRACE` there).
+//! Two layers therefore keep the step out:
+//!
+//! - the capability check: in the reduced rung the step is in a child user namespace of
+//!   OSSB's; in the chroot rung it lost `CAP_SYS_CHROOT` and others from its bounding set,
+//!   which OSSB still has;
+//! - non-dumpability ([`protect_process`]): independent of namespaces and capabilities (a
+//!   caller with all of OSSB's capabilities in its namespace still needs `CAP_SYS_PTRACE`).
+//!
+//! Credential variables also leave the environment block itself ([`seal_environment`]).
 
 /// Makes this process non-dumpable (`PR_SET_DUMPABLE 0`): no core dumps, and no
 /// `/proc/PID/{environ,mem,fd,root,...}` or `ptrace` access for processes of the same uid
