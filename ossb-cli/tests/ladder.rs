@@ -38,11 +38,9 @@ fn token(tag: &str) -> String {
 /// and a credential file standing for a mounted Secret of the pod.
 struct Setup {
     env: Env,
-    base: String,
     env_token: String,
     plain_token: String,
     secret_token: String,
-    secret_path: String,
 }
 
 impl Setup {
@@ -53,8 +51,10 @@ impl Setup {
         let plain_token = token("PLAINTOK");
         let secret_token = token("SECRETTOK");
         let secret = env.write("pod-secrets/registry-password", &secret_token);
-        let secret_path = secret.display().to_string();
-        env.write("ctx/Dockerfile", &dockerfile(&base, &secret_path));
+        env.write(
+            "ctx/Dockerfile",
+            &dockerfile(&base, &secret.display().to_string()),
+        );
         // The pod user (uid 1000) owns the scratch area, as a pod's emptyDir would be.
         let status = Command::new("chown")
             .args(["-R", "1000:1000"])
@@ -66,11 +66,9 @@ impl Setup {
         let _ = std::fs::set_permissions(env.dir.path(), std::fs::Permissions::from_mode(0o755));
         Setup {
             env,
-            base,
             env_token,
             plain_token,
             secret_token,
-            secret_path,
         }
     }
 
@@ -82,7 +80,10 @@ impl Setup {
             None => Command::new(OSSB),
         };
         cmd.env("OSSB_ROOT", self.env.path(store))
-            .env("OSSB_STATUS_FILE", self.env.path(&format!("{store}.status.json")))
+            .env(
+                "OSSB_STATUS_FILE",
+                self.env.path(&format!("{store}.status.json")),
+            )
             // A credential-looking name (removed from the environment block at start-up) and a
             // plain one (protected only by OSSB being non-dumpable).
             .env("OSSB_TEST_REGISTRY_TOKEN", &self.env_token)
@@ -106,7 +107,10 @@ impl Setup {
     }
 
     fn build(&self, pod: Option<&Pod>, store: &str, sandbox: &str) -> Output {
-        let dest = format!("type=oci,dest={}", self.env.path(&format!("{store}-oci")).display());
+        let dest = format!(
+            "type=oci,dest={}",
+            self.env.path(&format!("{store}-oci")).display()
+        );
         let ctx = self.env.path("ctx");
         self.ossb(
             pod,
@@ -167,10 +171,15 @@ fn layer_entries(oci: &Path) -> BTreeMap<String, (u64, u64, Vec<u8>)> {
     let read_json = |p: &Path| -> serde_json::Value {
         serde_json::from_slice(&std::fs::read(p).expect("read")).expect("json")
     };
-    let blob = |digest: &str| oci.join("blobs/sha256").join(digest.trim_start_matches("sha256:"));
+    let blob = |digest: &str| {
+        oci.join("blobs/sha256")
+            .join(digest.trim_start_matches("sha256:"))
+    };
     let index = read_json(&oci.join("index.json"));
     let manifest = read_json(&blob(
-        index["manifests"][0]["digest"].as_str().expect("manifest digest"),
+        index["manifests"][0]["digest"]
+            .as_str()
+            .expect("manifest digest"),
     ));
     let mut out = BTreeMap::new();
     for layer in manifest["layers"].as_array().expect("layers") {
@@ -206,8 +215,15 @@ fn assert_built_and_sealed(s: &Setup, store: &str, out: &Output, rung: &str) {
         stderr.contains(&format!("RUN steps use the {rung} sandbox")),
         "the log names the rung:\n{stderr}"
     );
-    assert_eq!(s.status(store)["sandbox"], rung, "status file names the rung");
-    assert!(stderr.contains("PROBE-DONE"), "the probe step ran:\n{stderr}");
+    assert_eq!(
+        s.status(store)["sandbox"],
+        rung,
+        "status file names the rung"
+    );
+    assert!(
+        stderr.contains("PROBE-DONE"),
+        "the probe step ran:\n{stderr}"
+    );
     // What the steps printed (the step descriptions quote the probe script itself).
     let step_output: String = stderr
         .lines()
@@ -218,7 +234,10 @@ fn assert_built_and_sealed(s: &Setup, store: &str, out: &Output, rung: &str) {
         assert!(!step_output.contains(leak), "{leak}:\n{stderr}");
     }
     for token in [&s.env_token, &s.plain_token, &s.secret_token] {
-        assert!(!stderr.contains(token.as_str()), "{token} reached the step:\n{stderr}");
+        assert!(
+            !stderr.contains(token.as_str()),
+            "{token} reached the step:\n{stderr}"
+        );
         assert!(!stdout.contains(token.as_str()), "{token} in stdout");
     }
     let entries = layer_entries(&s.env.path(&format!("{store}-oci")));
@@ -235,7 +254,10 @@ fn assert_built_and_sealed(s: &Setup, store: &str, out: &Output, rung: &str) {
                 && !text.contains(&s.secret_token),
             "a token reached the layer file {path}"
         );
-        assert!(!path.starts_with("dev/") && path != "etc/hosts", "sandbox stub {path} in a layer");
+        assert!(
+            !path.starts_with("dev/") && path != "etc/hosts",
+            "sandbox stub {path} in a layer"
+        );
     }
 }
 
@@ -272,7 +294,10 @@ fn unconfined_pod_runs_steps_on_the_reduced_rung_and_seals_ossb() {
         .lines()
         .find_map(|l| l.split("SEEN-OSSB:").nth(1))
         .unwrap_or_default();
-    assert!(!seen.trim().is_empty(), "OSSB not visible in the reduced rung's /proc:\n{stderr}");
+    assert!(
+        !seen.trim().is_empty(),
+        "OSSB not visible in the reduced rung's /proc:\n{stderr}"
+    );
 }
 
 #[test]
@@ -317,7 +342,11 @@ fn restricted_pod_picks_ptrace_or_names_what_would_enable_each_rung() {
     }
     assert_eq!(rung_of(&doctor), None, "{doctor:#}");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(5), "configuration exit code:\n{err}");
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "configuration exit code:\n{err}"
+    );
     for needle in [
         "no sandbox possible for RUN steps",
         "full: user namespace failed: unshare(CLONE_NEWUSER)",
@@ -349,7 +378,10 @@ fn forced_reduced_rung_builds_on_this_host() {
     let s = Setup::new();
     let doctor = s.doctor(None);
     if doctor["ladder"][1]["ok"] != true {
-        eprintln!("skipped: no user namespaces here: {}", ladder_detail(&doctor, "reduced"));
+        eprintln!(
+            "skipped: no user namespaces here: {}",
+            ladder_detail(&doctor, "reduced")
+        );
         return;
     }
     let out = s.build(None, "store-host-reduced", "reduced");
@@ -365,8 +397,14 @@ fn forced_chroot_rung_builds_as_root_on_this_host() {
         let out = s.build(None, "store-host-chroot", "chroot");
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(5), "{err}");
-        assert!(err.contains("the chroot sandbox (--sandbox chroot)"), "{err}");
-        eprintln!("skipped the chroot build: {}", ladder_detail(&doctor, "chroot"));
+        assert!(
+            err.contains("the chroot sandbox (--sandbox chroot)"),
+            "{err}"
+        );
+        eprintln!(
+            "skipped the chroot build: {}",
+            ladder_detail(&doctor, "chroot")
+        );
         return;
     }
     let out = s.build(None, "store-host-chroot", "chroot");

@@ -121,7 +121,10 @@ impl std::fmt::Display for NoSandbox {
             None => self.ladder.iter().collect(),
         };
         match self.forced {
-            Some(r) => write!(f, "the {r} sandbox (--sandbox {r}) cannot run RUN steps here")?,
+            Some(r) => write!(
+                f,
+                "the {r} sandbox (--sandbox {r}) cannot run RUN steps here"
+            )?,
             None => write!(f, "no sandbox possible for RUN steps")?,
         }
         write!(f, "; probed:")?;
@@ -154,7 +157,11 @@ impl DoctorReport {
     pub fn select(&self, mode: SandboxMode) -> Result<Rung, NoSandbox> {
         let found = match mode {
             SandboxMode::Auto => self.rung,
-            SandboxMode::Force(r) => self.ladder.iter().find(|p| p.rung == r && p.ok).map(|p| p.rung),
+            SandboxMode::Force(r) => self
+                .ladder
+                .iter()
+                .find(|p| p.rung == r && p.ok)
+                .map(|p| p.rung),
         };
         found.ok_or_else(|| NoSandbox {
             forced: match mode {
@@ -298,8 +305,18 @@ impl std::fmt::Display for DoctorReport {
         writeln!(f, "{} ptrace: {}", mark(&self.ptrace), self.ptrace.detail)?;
         writeln!(f, "execution ladder (best first):")?;
         for p in &self.ladder {
-            let pick = if Some(p.rung) == self.rung { "  <= picked" } else { "" };
-            writeln!(f, "  {} {:<8} {}{pick}", mark_ok(p.ok), p.rung.name(), p.detail)?;
+            let pick = if Some(p.rung) == self.rung {
+                "  <= picked"
+            } else {
+                ""
+            };
+            writeln!(
+                f,
+                "  {} {:<8} {}{pick}",
+                mark_ok(p.ok),
+                p.rung.name(),
+                p.detail
+            )?;
         }
         let snap = match self.best {
             SandboxChoice::Overlay => "overlayfs",
@@ -619,7 +636,9 @@ fn probe_proc_bind() -> Result<String, String> {
     let tree = rustix::mount::open_tree(
         rustix::fs::CWD,
         "/proc",
-        OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC | OpenTreeFlags::AT_RECURSIVE,
+        OpenTreeFlags::OPEN_TREE_CLONE
+            | OpenTreeFlags::OPEN_TREE_CLOEXEC
+            | OpenTreeFlags::AT_RECURSIVE,
     )
     .map_err(errno("cloning /proc recursively"))?;
     rustix::mount::move_mount(

@@ -191,7 +191,9 @@ impl BuildCtx<'_> {
                     Error::new(ExitCode::General, "the sandbox probe thread panicked")
                 })?,
                 // RUN steps the preflight did not foresee (ONBUILD triggers): probe now.
-                None => crate::exec::doctor::diagnose(&self.sandbox_helper).select(self.sandbox_mode),
+                None => {
+                    crate::exec::doctor::diagnose(&self.sandbox_helper).select(self.sandbox_mode)
+                }
             };
             let rung = chosen.map_err(|no| Error::new(ExitCode::Configuration, no.to_string()))?;
             if rung != Rung::Full {

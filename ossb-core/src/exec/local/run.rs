@@ -38,7 +38,10 @@ pub fn ensure_rootfs(
     let dir = materialize(ctx.store, &layers, ctx.scratch)?;
     let path = dir.path().to_path_buf();
     state.rootfs = Some(Arc::new(dir));
-    tracing::debug!(component = "exec", "stage filesystem unpacked for RUN steps");
+    tracing::debug!(
+        component = "exec",
+        "stage filesystem unpacked for RUN steps"
+    );
     Ok(path)
 }
 

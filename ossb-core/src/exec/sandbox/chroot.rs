@@ -175,7 +175,9 @@ fn write_etc_files(
     warn: &mut dyn FnMut(String),
 ) -> Result<(), Failure> {
     let Ok(etc) = open_in(root, "etc", OFlags::RDONLY | OFlags::DIRECTORY) else {
-        warn("the rootfs has no /etc directory: /etc/hosts and /etc/resolv.conf not provided".into());
+        warn(
+            "the rootfs has no /etc directory: /etc/hosts and /etc/resolv.conf not provided".into(),
+        );
         return Ok(());
     };
     for name in ["hosts", "resolv.conf", "hostname"] {

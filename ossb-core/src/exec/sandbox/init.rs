@@ -208,8 +208,8 @@ fn kill_leftovers(pgid: Pid) {
     let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
     let me = rustix::process::getpid().as_raw_nonzero().get();
     for _ in 0..1000 {
-        let children = std::fs::read_to_string(format!("/proc/{me}/task/{me}/children"))
-            .unwrap_or_default();
+        let children =
+            std::fs::read_to_string(format!("/proc/{me}/task/{me}/children")).unwrap_or_default();
         let pids: Vec<Pid> = children
             .split_whitespace()
             .filter_map(|p| p.parse().ok())

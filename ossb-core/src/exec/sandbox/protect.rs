@@ -43,9 +43,16 @@ static STARTUP_ENV: std::sync::OnceLock<Vec<(std::ffi::OsString, std::ffi::OsStr
 /// (`*_FILE`, `*_DIR`, `*_ROOT`, `*_PATH`, `GOOGLE_APPLICATION_CREDENTIALS`).
 pub fn is_secret_name(name: &str) -> bool {
     let upper = name.to_ascii_uppercase();
-    let looks = ["PASSWORD", "PASSWD", "SECRET", "TOKEN", "_KEY", "CREDENTIAL"]
-        .iter()
-        .any(|w| upper.contains(w));
+    let looks = [
+        "PASSWORD",
+        "PASSWD",
+        "SECRET",
+        "TOKEN",
+        "_KEY",
+        "CREDENTIAL",
+    ]
+    .iter()
+    .any(|w| upper.contains(w));
     let names_a_path = ["_FILE", "_DIR", "_ROOT", "_PATH"]
         .iter()
         .any(|s| upper.ends_with(s))

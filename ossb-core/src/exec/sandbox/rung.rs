@@ -103,7 +103,9 @@ impl std::str::FromStr for Rung {
         Rung::ALL
             .into_iter()
             .find(|r| r.name() == s)
-            .ok_or_else(|| format!("unknown sandbox {s:?}: use auto, full, reduced, chroot or ptrace"))
+            .ok_or_else(|| {
+                format!("unknown sandbox {s:?}: use auto, full, reduced, chroot or ptrace")
+            })
     }
 }
 
@@ -149,6 +151,9 @@ mod tests {
             Ok(SandboxMode::Force(Rung::Chroot))
         );
         let err = "gvisor".parse::<SandboxMode>().err().unwrap_or_default();
-        assert!(err.contains("auto, full, reduced, chroot or ptrace"), "{err}");
+        assert!(
+            err.contains("auto, full, reduced, chroot or ptrace"),
+            "{err}"
+        );
     }
 }
