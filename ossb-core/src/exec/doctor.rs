@@ -753,3 +753,120 @@ fn exit(code: i32) -> ! {
     // SAFETY: ends the forked child without running the parent's exit handlers twice.
     unsafe { libc::_exit(code) }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn probe(ok: bool, detail: &str) -> Probe {
+        Probe {
+            ok,
+            detail: detail.into(),
+        }
+    }
+
+    /// A report from hand-made probes: user namespaces as given, everything else following.
+    fn report(userns: bool, procfs: bool, chroot: bool, seccomp: u32) -> DoctorReport {
+        let ns = probe(userns, "unshare(CLONE_NEWUSER): Operation not permitted");
+        let proc = probe(procfs, "creating a proc mount: Operation not permitted");
+        let bind = probe(userns, "cloning /proc recursively: Operation not permitted");
+        let chroot = probe(
+            chroot,
+            "ossb runs as uid 1000, the chroot sandbox needs uid 0",
+        );
+        let ptrace = probe(false, "the ptrace sandbox is not built into this ossb");
+        let ladder = ladder(&ns, &ns, &proc, &bind, &chroot, &ptrace);
+        let rung = ladder.iter().find(|p| p.ok).map(|p| p.rung);
+        DoctorReport {
+            kernel: "6.1".into(),
+            uid: 1000,
+            max_user_namespaces: Some(1000),
+            unprivileged_userns_clone: None,
+            apparmor_restrict_unprivileged_userns: None,
+            seccomp_mode: Some(seccomp),
+            no_new_privs: Some(true),
+            capabilities: Some("0000000000000000".into()),
+            user_namespace: ns.clone(),
+            mount_namespace: ns,
+            procfs: proc,
+            proc_bind: bind,
+            overlay_userxattr: probe(false, "no overlay"),
+            chroot,
+            ptrace,
+            subuid: Vec::new(),
+            subgid: Vec::new(),
+            newuidmap: None,
+            newgidmap: None,
+            id_map: IdMap::detect(),
+            binfmt_misc: Vec::new(),
+            ladder,
+            rung,
+            best: if rung.is_some() {
+                SandboxChoice::Scan
+            } else {
+                SandboxChoice::None
+            },
+        }
+    }
+
+    #[test]
+    fn the_best_working_rung_is_picked_and_a_forced_one_must_work() {
+        let masked = report(true, false, false, 0);
+        assert_eq!(masked.select(SandboxMode::Auto), Ok(Rung::Reduced));
+        assert_eq!(
+            masked.select(SandboxMode::Force(Rung::Reduced)),
+            Ok(Rung::Reduced)
+        );
+        let err = masked
+            .select(SandboxMode::Force(Rung::Full))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.starts_with("the full sandbox (--sandbox full) cannot run RUN steps here")
+                && err.contains("full: fresh /proc failed: creating a proc mount")
+                && err.contains("procMount: Unmasked")
+                && err.ends_with("(or use --sandbox auto)")
+                && !err.contains("chroot"),
+            "{err}"
+        );
+        let root = report(false, false, true, 2);
+        assert_eq!(root.select(SandboxMode::Auto), Ok(Rung::Chroot));
+        assert_eq!(report(true, true, true, 0).rung, Some(Rung::Full));
+    }
+
+    #[test]
+    fn no_rung_names_every_probe_and_the_pod_settings() {
+        let restricted = report(false, false, false, 2);
+        let err = restricted
+            .select(SandboxMode::Auto)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        for needle in [
+            "no sandbox possible for RUN steps; probed:",
+            "full: user namespace failed: unshare(CLONE_NEWUSER): Operation not permitted;",
+            "reduced: user namespace failed",
+            "chroot: chroot failed: ossb runs as uid 1000",
+            "ptrace: ptrace failed: the ptrace sandbox is not built",
+            "a seccomp filter is active",
+            "to enable the full sandbox:",
+            "or the reduced sandbox:",
+            "or the chroot sandbox: runAsUser: 0",
+            "or the ptrace sandbox:",
+            "hostUsers: false",
+            "SYS_ADMIN",
+        ] {
+            assert!(err.contains(needle), "missing {needle:?} in {err}");
+        }
+        assert_eq!(
+            restricted.best_sandbox().err().map(|e| e.forced),
+            Some(None)
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&restricted.to_json()).unwrap_or_default();
+        assert_eq!(json["rung"], serde_json::Value::Null);
+        assert_eq!(json["ladder"][0]["rung"], "full");
+        assert_eq!(json["ladder"][3]["ok"], false);
+    }
+}
