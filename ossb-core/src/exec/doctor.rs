@@ -493,7 +493,13 @@ fn run_probe(helper: &Path, name: &str) -> Probe {
         Ok(o) => Probe {
             ok: false,
             detail: {
-                let e = String::from_utf8_lossy(&o.stderr).trim().to_string();
+                // One line: the probe's lines joined (the ladder quotes it in one sentence).
+                let e = String::from_utf8_lossy(&o.stderr)
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .collect::<Vec<_>>()
+                    .join("; ");
                 if e.is_empty() {
                     format!("probe ended with {}", o.status)
                 } else {
@@ -624,7 +630,7 @@ fn probe_proc() -> Result<String, String> {
                 .map(|(_, s)| s);
             match status.and_then(|s| s.exit_status()) {
                 Some(0) => Ok("fresh procfs mounted in a new PID namespace".into()),
-                _ => Err("mounting procfs failed (see above)".into()),
+                _ => Err("so a fresh procfs cannot be mounted".into()),
             }
         }
     }
