@@ -82,6 +82,7 @@ run_one() { # WORKLOAD LABEL [setpriv args...]
     echo "  FAIL build ($label); last lines:"; tail -15 "$home/build.log" | sed 's/^/    /'
     failed=$((failed+1)); return
   fi
+  grep -o 'build finished in [0-9.]*s' "$home/build.log" | tail -1 | sed 's/^/  /' || true
   local v=$state/validate-$label-$w
   mkdir -p "$v"
   skopeo copy -q --src-tls-verify=false "docker://$ref" "oci:$v/oci:x"

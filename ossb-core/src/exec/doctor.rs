@@ -691,7 +691,7 @@ fn probe_chroot() -> Result<String, String> {
                 .map_err(errno("waitpid"))?
                 .map(|(_, s)| s);
             if status.and_then(|s| s.exit_status()) != Some(0) {
-                return Err("chroot failed (see above; it needs CAP_SYS_CHROOT)".into());
+                return Err("so it cannot chroot (that needs CAP_SYS_CHROOT)".into());
             }
         }
     }

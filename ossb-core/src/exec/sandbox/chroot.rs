@@ -11,10 +11,10 @@
 //! - `/etc/hosts`, `/etc/resolv.conf`, `/etc/hostname`: written where the rootfs has none (a
 //!   file the image ships is left as it is).
 //! - `/proc` cannot be provided without mounting: it is absent.
-//! - Before the command runs, the capabilities that leave a chroot or reach other processes
-//!   (`CAP_SYS_CHROOT`, `CAP_DAC_READ_SEARCH`, `CAP_SYS_PTRACE`, `CAP_SYS_ADMIN`, ...) are
-//!   dropped from the bounding set, so even a step running as root keeps them off after
-//!   `execve`. Without `CAP_SETPCAP` that is impossible and the step does not run.
+//! - Before the command runs, every capability outside [`KEPT`] (the runtime's default set
+//!   without `CAP_SYS_CHROOT` and `CAP_MKNOD`) is dropped from the bounding set, so even a
+//!   step running as root cannot get it back after `execve`. Without `CAP_SETPCAP` that is
+//!   impossible and the step does not run.
 
 use super::child::{Failure, Stubs, at};
 use super::protocol::{InitConfig, RootMount};
@@ -32,18 +32,23 @@ const DEVICES: &[(&str, u32, u32)] = &[
     ("tty", 5, 0),
 ];
 
-/// Capabilities a step must not keep in the chroot rung: each one leaves the chroot or
-/// reaches outside it (a second `chroot`, `open_by_handle_at`, `ptrace` of a process outside,
-/// mounts, modules, raw I/O).
-const DROPPED: &[(Cap, &str)] = &[
-    (Cap::SYS_CHROOT, "CAP_SYS_CHROOT"),
-    (Cap::DAC_READ_SEARCH, "CAP_DAC_READ_SEARCH"),
-    (Cap::SYS_PTRACE, "CAP_SYS_PTRACE"),
-    (Cap::SYS_ADMIN, "CAP_SYS_ADMIN"),
-    (Cap::SYS_MODULE, "CAP_SYS_MODULE"),
-    (Cap::SYS_RAWIO, "CAP_SYS_RAWIO"),
-    (Cap::SYS_BOOT, "CAP_SYS_BOOT"),
-];
+/// The capabilities a step may keep in the chroot rung: the container runtime's default set
+/// without `CAP_SYS_CHROOT` (a second `chroot` leaves the first) and `CAP_MKNOD` (a block
+/// device node reads the disk where no device cgroup stops it). Everything else is dropped
+/// from the bounding set, among it `CAP_DAC_READ_SEARCH` (`open_by_handle_at`),
+/// `CAP_SYS_PTRACE`, `CAP_SYS_ADMIN`, `CAP_SYS_MODULE` and `CAP_SYS_RAWIO`.
+const KEPT: Cap = Cap::CHOWN
+    .union(Cap::DAC_OVERRIDE)
+    .union(Cap::FOWNER)
+    .union(Cap::FSETID)
+    .union(Cap::KILL)
+    .union(Cap::SETGID)
+    .union(Cap::SETUID)
+    .union(Cap::SETPCAP)
+    .union(Cap::NET_BIND_SERVICE)
+    .union(Cap::NET_RAW)
+    .union(Cap::SETFCAP)
+    .union(Cap::AUDIT_WRITE);
 
 /// Prepares the rootfs and enters it with `chroot`; the working directory is `/` afterwards.
 pub(super) fn enter(
@@ -205,16 +210,20 @@ fn write_etc_files(
 }
 
 fn drop_escape_capabilities() -> Result<(), Failure> {
-    for (cap, name) in DROPPED {
-        match rustix::thread::capability_is_in_bounding_set(*cap) {
-            Ok(false) => continue,
-            // An unknown capability on an old kernel: nothing to drop.
-            Err(rustix::io::Errno::INVAL) => continue,
-            _ => {}
+    for bit in 0..64u32 {
+        let cap = Cap::from_bits_retain(1u64 << bit);
+        if KEPT.contains(cap) {
+            continue;
         }
-        rustix::thread::remove_capability_from_bounding_set(*cap).map_err(|e| {
+        match rustix::thread::capability_is_in_bounding_set(cap) {
+            Ok(true) => {}
+            Ok(false) => continue,
+            // Past the last capability this kernel knows.
+            Err(_) => break,
+        }
+        rustix::thread::remove_capability_from_bounding_set(cap).map_err(|e| {
             (
-                format!("dropping {name} from the bounding set"),
+                format!("dropping capability {bit} from the bounding set"),
                 format!(
                     "{} (needs CAP_SETPCAP, in the container runtime's default set); without it \
                      a step could leave the chroot",
