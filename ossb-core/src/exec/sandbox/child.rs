@@ -5,6 +5,10 @@
 //! `move_mount` onto the resolved fd, so symlinks planted in the rootfs cannot redirect a mount
 //! to the host. After `pivot_root` the old root is detached, every fd above 2 is closed and the
 //! working directory is checked to be inside the new root (CVE-2024-21626).
+//!
+//! The reduced rung differs only in `/proc` (a recursive bind of the existing one); the chroot
+//! rung replaces the namespaces, mounts and `pivot_root` with `chroot.rs` and shares the rest
+//! (working directory, identity, fds, `execve`).
 
 use super::Rung;
 use super::protocol::{self, FromInit, InitConfig, RootMount};
