@@ -41,6 +41,7 @@ struct Setup {
     env_token: String,
     plain_token: String,
     secret_token: String,
+    sleeper: u32,
 }
 
 impl Setup {
@@ -50,10 +51,12 @@ impl Setup {
         let env_token = token("ENVTOK");
         let plain_token = token("PLAINTOK");
         let secret_token = token("SECRETTOK");
+        // Unique per test: builds of parallel tests must not see each other's sleeper.
+        let sleeper = 900_000 + u32::from_str_radix(&token("")[..4], 16).unwrap_or(0);
         let secret = env.write("pod-secrets/registry-password", &secret_token);
         env.write(
             "ctx/Dockerfile",
-            &dockerfile(&base, &secret.display().to_string()),
+            &dockerfile(&base, &secret.display().to_string(), sleeper),
         );
         // The pod user (uid 1000) owns the scratch area, as a pod's emptyDir would be.
         let status = Command::new("chown")
@@ -69,6 +72,7 @@ impl Setup {
             env_token,
             plain_token,
             secret_token,
+            sleeper,
         }
     }
 
@@ -141,10 +145,11 @@ impl Setup {
 /// A RUN that owns files by 1000:1000, and one that tries to read OSSB's process and the pod's
 /// credential file (the pattern `ossb-leak-mark[e]r` matches OSSB's command line, not the
 /// step's own).
-fn dockerfile(base: &str, secret: &str) -> String {
+fn dockerfile(base: &str, secret: &str, sleeper: u32) -> String {
     format!(
         r#"FROM {base}
 RUN mkdir -p /app/sub && echo hi > /app/sub/f && chown -R 1000:1000 /app && ls -ln /app/sub
+RUN (sleep {sleeper} &) ; echo left a sleeper behind
 RUN found=""; \
     for d in /proc/[0-9]*; do \
       if tr '\0' ' ' < $d/cmdline 2>/dev/null | grep -q 'ossb-leak-mark[e]r'; then found="$found ${{d#/proc/}}"; fi; \
@@ -248,6 +253,12 @@ fn assert_built_and_sealed(s: &Setup, store: &str, out: &Output, rung: &str) {
         );
         assert!(!stdout.contains(token.as_str()), "{token} in stdout");
     }
+    // What a step leaves running dies with it (a PID namespace, or the chroot rung's process
+    // group and subreaper init).
+    assert!(
+        common::processes_with(&format!("sleep {}", s.sleeper)).is_empty(),
+        "a step's background process outlived the build"
+    );
     let entries = layer_entries(&s.env.path(&format!("{store}-oci")));
     for (dir, (uid, gid, _)) in entries.iter().filter(|(p, _)| p.starts_with("app")) {
         assert_eq!((*uid, *gid), (1000, 1000), "owner of {dir}");
