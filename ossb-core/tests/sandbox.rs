@@ -4,7 +4,7 @@
 //! `run_init_if_requested()`. Run it as root and as an unprivileged user.
 
 use ossb_core::exec::sandbox::{
-    CancelToken, ExtraMount, ExtraMountKind, Network, RunSpec, Sandbox, SandboxError,
+    CancelToken, ExtraMount, ExtraMountKind, Network, RunSpec, Rung, Sandbox, SandboxError,
     SandboxOptions, SecretBytes, StepRoot,
 };
 use ossb_core::exec::snapshot::{self, SnapshotterChoice, SnapshotterKind};
@@ -72,6 +72,11 @@ fn main() {
         ("scan: RUN --mount leaves nothing in the diff", |t| {
             extra_mounts(t, SnapshotterKind::Scan)
         }),
+        (
+            "chroot rung: /dev and /etc stubs leave the diff unchanged",
+            chroot_rung,
+        ),
+        ("reduced rung: the existing /proc", reduced_rung),
         ("doctor", doctor),
         ("per-step overhead", overhead),
     ];
@@ -511,6 +516,88 @@ fn xattr_forms(t: &T) -> R {
     )?;
     let d = diff.entries.iter().find(|e| e.path == "d").ok_or("no d")?;
     expect_eq(d.xattrs.len(), 0)
+}
+
+/// A step on the chroot rung (root only) on a rootfs without `/dev` and with the image's own
+/// `/etc/hosts`: it gets device nodes and the missing `/etc` files, no `/proc`, and the diff
+/// has only what the step itself did.
+fn chroot_rung(t: &T) -> R {
+    if !rustix::process::geteuid().is_root() {
+        println!("     skipped: the chroot rung needs uid 0");
+        return Ok(());
+    }
+    let root = t.rootfs("chroot");
+    write(&root, "etc/hosts", "127.0.0.1 image-host\n");
+    let sandbox = Sandbox::new(SandboxOptions {
+        temp_dir: Some(t.base.join("steps")),
+        rung: Rung::Chroot,
+        ..Default::default()
+    });
+    let mut snap = snapshot::open(
+        SnapshotterChoice::Force(SnapshotterKind::Scan),
+        root.clone(),
+        t.base.join("scratch-chroot"),
+        sandbox.id_map().clone(),
+        Path::new("/proc/self/exe"),
+    )
+    .map_err(|e| e.to_string())?;
+    let step = snap.prepare().map_err(|e| e.to_string())?;
+    let script = "cat /etc/hosts; grep -q nameserver /etc/resolv.conf && echo resolv; \
+                  echo x > /dev/null && head -c 4 /dev/zero | wc -c; \
+                  test -e /proc/self || echo noproc; echo changed > /etc/hostname; \
+                  echo made > /made";
+    let mut lines = Vec::new();
+    let cancel = CancelToken::new().map_err(|e| e.to_string())?;
+    sandbox
+        .run(&step, &RunSpec::shell(script), &cancel, &mut |l| {
+            lines.push(l.trim().to_string())
+        })
+        .map_err(|e| e.to_string())?;
+    expect_eq(
+        lines,
+        vec![
+            "127.0.0.1 image-host".to_string(),
+            "resolv".into(),
+            "4".into(),
+            "noproc".into(),
+        ],
+    )?;
+    let diff = snap.diff().map_err(|e| e.to_string())?;
+    let changed: Vec<String> = summary(&diff.entries)
+        .into_iter()
+        .filter(|e| !e.starts_with(". ") && !e.starts_with("/ "))
+        .collect();
+    expect_eq(changed, vec!["made file 5 0:0".to_string()])?;
+    if root.join("dev").exists() || root.join("etc/hostname").exists() {
+        return Err("a stub stayed in the rootfs".into());
+    }
+    expect_eq(
+        std::fs::read_to_string(root.join("etc/hosts")).map_err(|e| e.to_string())?,
+        "127.0.0.1 image-host\n".to_string(),
+    )
+}
+
+/// The reduced rung binds the existing `/proc`: the step is PID 1 of its namespace but sees
+/// the host's processes (this test's own pid among them).
+fn reduced_rung(t: &T) -> R {
+    let root = t.rootfs("reduced");
+    let sandbox = Sandbox::new(SandboxOptions {
+        temp_dir: Some(t.base.join("steps")),
+        rung: Rung::Reduced,
+        ..Default::default()
+    });
+    let me = std::process::id();
+    let mut lines = Vec::new();
+    let cancel = CancelToken::new().map_err(|e| e.to_string())?;
+    sandbox
+        .run(
+            &StepRoot::Dir(root),
+            &RunSpec::shell(&format!("echo $$; test -d /proc/{me} && echo host-proc")),
+            &cancel,
+            &mut |l| lines.push(l.trim().to_string()),
+        )
+        .map_err(|e| e.to_string())?;
+    expect_eq(lines, vec!["1".to_string(), "host-proc".into()])
 }
 
 fn doctor(_t: &T) -> R {
