@@ -235,6 +235,16 @@ impl std::fmt::Display for DoctorReport {
         )?;
         writeln!(
             f,
+            "  no_new_privs: {}; effective capabilities: {}",
+            match self.no_new_privs {
+                Some(true) => "set (setuid helpers do not work)",
+                Some(false) => "not set",
+                None => "unknown",
+            },
+            self.capabilities.as_deref().unwrap_or("unknown")
+        )?;
+        writeln!(
+            f,
             "{} user namespace: {}",
             mark(&self.user_namespace),
             self.user_namespace.detail
@@ -257,6 +267,14 @@ impl std::fmt::Display for DoctorReport {
             mark(&self.overlay_userxattr),
             self.overlay_userxattr.detail
         )?;
+        writeln!(
+            f,
+            "{} /proc bind (reduced sandbox): {}",
+            mark(&self.proc_bind),
+            self.proc_bind.detail
+        )?;
+        writeln!(f, "{} chroot: {}", mark(&self.chroot), self.chroot.detail)?;
+        writeln!(f, "{} ptrace: {}", mark(&self.ptrace), self.ptrace.detail)?;
         let ranges = |r: &[SubRange]| {
             if r.is_empty() {
                 "none".to_string()
@@ -295,14 +313,6 @@ impl std::fmt::Display for DoctorReport {
             self.binfmt_misc.join(", ")
         };
         writeln!(f, "  binfmt_misc handlers: {binfmt}")?;
-        writeln!(
-            f,
-            "{} /proc bind (reduced sandbox): {}",
-            mark(&self.proc_bind),
-            self.proc_bind.detail
-        )?;
-        writeln!(f, "{} chroot: {}", mark(&self.chroot), self.chroot.detail)?;
-        writeln!(f, "{} ptrace: {}", mark(&self.ptrace), self.ptrace.detail)?;
         writeln!(f, "execution ladder (best first):")?;
         for p in &self.ladder {
             let pick = if Some(p.rung) == self.rung {
