@@ -85,7 +85,9 @@ impl LocalBackend {
     }
 
     /// How RUN steps are isolated: the best rung of the execution ladder that works here
-    /// (`Auto`, the default) or a forced one (`--sandbox`).
+    /// (`Auto`, the default) or a forced one (`--sandbox`). On any rung but `full`, the first
+    /// RUN step makes this process non-dumpable (`PR_SET_DUMPABLE 0`), since the step can
+    /// see it there; see `docs/execution-ladder.md`.
     pub fn with_sandbox_mode(mut self, mode: SandboxMode) -> Self {
         self.sandbox_mode = mode;
         self
