@@ -236,6 +236,15 @@ pub struct BuildArgs {
     /// Compression level (gzip 1-9, default 6; zstd 1-19, default 3).
     #[arg(long, value_name = "N")]
     pub compression_level: Option<i32>,
+    /// How RUN steps are isolated: auto (the best rung of the execution ladder that works
+    /// here, see `ossb doctor`), full, reduced, chroot or ptrace.
+    #[arg(
+        long,
+        value_name = "auto|full|reduced|chroot|ptrace",
+        default_value = "auto",
+        env = "OSSB_SANDBOX"
+    )]
+    pub sandbox: ossb_core::exec::sandbox::SandboxMode,
     /// Threads for compression and uploads (default: the number of cores).
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,

@@ -6,11 +6,14 @@
 //! * [`require_tool`]: skip a test when a tool is missing, unless `OSSB_REQUIRE_REAL=1` or `CI`
 //!   is set, in which case a missing tool fails the test;
 //! * [`busybox_rootfs`]: a minimal root filesystem made from the static busybox binary
-//!   ([`busybox_rootfs_from`] with another one, such as [`arm64_busybox`]).
+//!   ([`busybox_rootfs_from`] with another one, such as [`arm64_busybox`]);
+//! * [`podsim`]: runs a command as a container runtime runs a pod (masked `/proc`, dropped
+//!   capabilities, `no_new_privs`, the default seccomp profile), root only.
 
 mod conformance;
 mod jwt;
 mod openssl;
+pub mod podsim;
 mod registry;
 mod rootfs;
 mod token_server;

@@ -342,7 +342,9 @@ fn build_in_job(
         let _watchdog = job.start_timeout(std::time::Duration::from_nanos(ns.max(0) as u64));
     }
 
-    let mut backend = LocalBackend::new().with_compression(compression(args)?);
+    let mut backend = LocalBackend::new()
+        .with_compression(compression(args)?)
+        .with_sandbox_mode(args.sandbox);
     if let Some(jobs) = args.jobs {
         backend = backend.with_jobs(jobs);
     }

@@ -32,9 +32,9 @@ use crate::backend::{BuildBackend, BuildOutcome, BuildRequest, DockerfileSource,
 use crate::dockerfile;
 use crate::error::{Error, ExitCode};
 use crate::exec::context::ContextScan;
-use crate::exec::doctor::{NoSandbox, SandboxChoice};
-use crate::exec::sandbox::{CancelToken, Sandbox, SandboxOptions};
-use crate::exec::snapshot::SnapshotterChoice;
+use crate::exec::doctor::NoSandbox;
+use crate::exec::sandbox::{CancelToken, Rung, Sandbox, SandboxMode, SandboxOptions};
+use crate::exec::snapshot::{SnapshotterChoice, SnapshotterKind};
 use crate::exec::transfer::StoredImage;
 use crate::image::annotations::AnnotationTarget;
 use crate::image::builder::BuiltImage;
@@ -63,6 +63,7 @@ pub struct LocalBackend {
     jobs: usize,
     sandbox_helper: PathBuf,
     snapshotter: SnapshotterChoice,
+    sandbox_mode: SandboxMode,
     cancel: Option<CancelToken>,
 }
 
@@ -83,8 +84,18 @@ impl LocalBackend {
             jobs: crate::image::compress::default_threads(),
             sandbox_helper: PathBuf::from("/proc/self/exe"),
             snapshotter: SnapshotterChoice::Auto,
+            sandbox_mode: SandboxMode::Auto,
             cancel: None,
         }
+    }
+
+    /// How RUN steps are isolated: the best rung of the execution ladder that works here
+    /// (`Auto`, the default) or a forced one (`--sandbox`). On any rung but `full`, the first
+    /// RUN step makes this process non-dumpable (`PR_SET_DUMPABLE 0`), since the step can
+    /// see it there; see `docs/execution-ladder.md`.
+    pub fn with_sandbox_mode(mut self, mode: SandboxMode) -> Self {
+        self.sandbox_mode = mode;
+        self
     }
 
     /// The binary that runs RUN steps' sandbox init: it must call
@@ -158,7 +169,8 @@ pub(crate) struct BuildCtx<'a> {
     pub progress: &'a dyn ProgressSink,
     pub jobs: usize,
     pub sandbox_helper: PathBuf,
-    pub snapshotter: SnapshotterChoice,
+    snapshotter: SnapshotterChoice,
+    sandbox_mode: SandboxMode,
     pub cancel: CancelToken,
     sandbox: OnceLock<Sandbox>,
     /// Layer records by key.
@@ -181,34 +193,72 @@ pub(crate) struct BuildCtx<'a> {
     pub used: std::sync::Mutex<Vec<(cache::CacheKey, cache::Record)>>,
     /// The build's counters.
     pub stats: Counters,
-    preflight: std::sync::Mutex<Option<std::thread::JoinHandle<Result<SandboxChoice, NoSandbox>>>>,
+    preflight: std::sync::Mutex<Option<std::thread::JoinHandle<Result<Rung, NoSandbox>>>>,
+    /// The rung the preflight chose, once joined.
+    rung: OnceLock<Rung>,
 }
 
 impl BuildCtx<'_> {
-    /// The RUN sandbox, set up on first use (id mapping detected once per build), after the
-    /// build's preflight probe said RUN steps can run here.
+    /// The RUN sandbox, set up on first use (id mapping detected once per build), on the rung
+    /// of the execution ladder the build's preflight probe chose.
     pub fn sandbox(&self) -> Result<&Sandbox, Error> {
-        let pending = self.preflight.lock().ok().and_then(|mut p| p.take());
-        if let Some(handle) = pending {
-            match handle.join() {
-                Ok(Ok(_)) => {}
-                Ok(Err(no)) => return Err(Error::new(ExitCode::Configuration, no.to_string())),
-                Err(_) => {
-                    return Err(Error::new(
-                        ExitCode::General,
-                        "the sandbox probe thread panicked",
-                    ));
+        // Held while the ladder is chosen, so parallel stages wait for one answer.
+        let mut preflight = self
+            .preflight
+            .lock()
+            .map_err(|_| Error::new(ExitCode::General, "the sandbox probe lock is poisoned"))?;
+        if self.rung.get().is_none() {
+            let chosen = match preflight.take() {
+                Some(handle) => handle.join().map_err(|_| {
+                    Error::new(ExitCode::General, "the sandbox probe thread panicked")
+                })?,
+                // RUN steps the preflight did not foresee (ONBUILD triggers): probe now.
+                None => {
+                    crate::exec::doctor::diagnose(&self.sandbox_helper).select(self.sandbox_mode)
                 }
+            };
+            let rung = chosen.map_err(|no| Error::new(ExitCode::Configuration, no.to_string()))?;
+            if rung != Rung::Full {
+                // The step may see this process's /proc entries or its pid: keep them closed.
+                crate::exec::sandbox::protect_process().map_err(|e| {
+                    Error::new(
+                        ExitCode::General,
+                        format!("cannot make ossb non-dumpable before the first RUN step: {e}"),
+                    )
+                })?;
             }
+            tracing::info!(component = "sandbox", rung = %rung, "execution ladder: {}", rung.summary());
+            self.progress.event(&ProgressEvent::Sandbox {
+                rung: rung.name().to_string(),
+                detail: rung.summary().to_string(),
+            });
+            let _ = self.rung.set(rung);
         }
+        drop(preflight);
+        let Some(rung) = self.rung.get().copied() else {
+            return Err(Error::new(
+                ExitCode::General,
+                "the sandbox was asked for without a preflight probe",
+            ));
+        };
         Ok(self.sandbox.get_or_init(|| {
             Sandbox::new(SandboxOptions {
                 helper: self.sandbox_helper.clone(),
                 temp_dir: Some(self.scratch.to_path_buf()),
                 id_map: None,
+                rung,
                 ..SandboxOptions::default()
             })
         }))
+    }
+
+    /// The snapshotter for RUN steps: the rungs without mounts need the scan snapshotter.
+    pub fn snapshotter(&self, rung: Rung) -> SnapshotterChoice {
+        if rung.mounts() {
+            self.snapshotter
+        } else {
+            SnapshotterChoice::Force(SnapshotterKind::Scan)
+        }
     }
 
     /// The record for `key`, unless the stage ignores the cache: the store's own, else an
@@ -586,7 +636,8 @@ impl LocalBackend {
         // checked before the first RUN, so a forbidden sandbox fails before any RUN work.
         let preflight = has_run.then(|| {
             let helper = self.sandbox_helper.clone();
-            std::thread::spawn(move || crate::exec::doctor::diagnose(&helper).best_sandbox())
+            let mode = self.sandbox_mode;
+            std::thread::spawn(move || crate::exec::doctor::diagnose(&helper).select(mode))
         });
         let now = request
             .source_date_epoch
@@ -617,6 +668,7 @@ impl LocalBackend {
             jobs,
             sandbox_helper: self.sandbox_helper.clone(),
             snapshotter: self.snapshotter,
+            sandbox_mode: self.sandbox_mode,
             cancel,
             sandbox: OnceLock::new(),
             cache: cache::CacheStore::open(store.root())?,
@@ -635,6 +687,7 @@ impl LocalBackend {
             used: Default::default(),
             stats: Counters::default(),
             preflight: std::sync::Mutex::new(preflight),
+            rung: OnceLock::new(),
         })
     }
 }

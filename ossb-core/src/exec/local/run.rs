@@ -39,7 +39,10 @@ pub fn ensure_rootfs(
     let dir = ctx.materialize(&layers)?;
     let path = dir.path().to_path_buf();
     state.rootfs = Some(Arc::new(dir));
-    tracing::debug!(component = "exec", snapshotter = ?ctx.snapshotter, "stage filesystem unpacked for RUN steps");
+    tracing::debug!(
+        component = "exec",
+        "stage filesystem unpacked for RUN steps"
+    );
     Ok(path)
 }
 
@@ -246,7 +249,7 @@ pub fn execute(
     check_emulator(state, &lower)?;
     let sandbox = ctx.sandbox()?;
     let mut snap = snapshot::open(
-        ctx.snapshotter,
+        ctx.snapshotter(sandbox.rung()),
         lower.clone(),
         ctx.scratch.to_path_buf(),
         sandbox.id_map().clone(),
