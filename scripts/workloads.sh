@@ -3,9 +3,11 @@
 # real Distribution registry started here, and checks each pushed image with the bench's own
 # independent path: skopeo copy -> umoci unpack -> validate.sh. Run as root (validate.sh
 # chroots); each workload is built as root and, with --as-user, again as that uid with no
-# capabilities and no subuid range.
+# capabilities and no subuid range, and with --pod in a simulated pod (target/debug/podsim
+# from ossb-testkit: restricted, unconfined or root-default), repeatable.
 #
-#   scripts/workloads.sh [--as-user UID] [--ossb PATH] [WORKLOAD...]   (default: run-heavy multi-stage)
+#   scripts/workloads.sh [--as-user UID] [--pod NAME]... [--ossb PATH] [WORKLOAD...]
+#   (default workloads: run-heavy multi-stage)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -13,10 +15,12 @@ root=$(pwd)
 bench=${OSSB_BENCH_DIR:-$root/../shared/bench}
 ossb=$root/target/debug/ossb
 as_user=""
+pods=()
 workloads=()
 while [ $# -gt 0 ]; do
   case $1 in
     --as-user) as_user=$2; shift 2 ;;
+    --pod) pods+=("$2"); shift 2 ;;
     --ossb) ossb=$(realpath "$2"); shift 2 ;;
     *) workloads+=("$1"); shift ;;
   esac
@@ -24,6 +28,10 @@ done
 [ ${#workloads[@]} -gt 0 ] || workloads=(run-heavy multi-stage)
 [ -d "$bench/workloads" ] || { echo "workloads: $bench/workloads not found (set OSSB_BENCH_DIR)"; exit 5; }
 [ -x "$ossb" ] || { echo "workloads: $ossb is not built (cargo build -p ossb-cli)"; exit 5; }
+podsim=$root/target/debug/podsim
+if [ ${#pods[@]} -gt 0 ] && [ ! -x "$podsim" ]; then
+  echo "workloads: $podsim is not built (cargo build -p ossb-testkit --bin podsim)"; exit 5
+fi
 [ "$(id -u)" = 0 ] || { echo "workloads: run as root (validate.sh chroots into the image)"; exit 5; }
 
 state=$(mktemp -d /tmp/ossb-workloads.XXXXXX)
@@ -54,6 +62,7 @@ run_one() { # WORKLOAD LABEL [setpriv args...]
     echo "  FAIL build ($label); last lines:"; tail -15 "$home/build.log" | sed 's/^/    /'
     failed=$((failed+1)); return
   fi
+  grep -o 'build finished in [0-9.]*s' "$home/build.log" | tail -1 | sed 's/^/  /' || true
   if harness_validate "$bench" "$w" "$ref" "$ctx" "$state/validate-$label-$w"; then
     echo "  VALID ($label)"; passed=$((passed+1))
   else
@@ -65,6 +74,10 @@ for w in "${workloads[@]}"; do
   if [ -n "$as_user" ]; then
     run_one "$w" "uid$as_user" setpriv --reuid="$as_user" --regid="$as_user" --clear-groups --inh-caps=-all
   fi
+  for pod in ${pods[@]+"${pods[@]}"}; do
+    run_one "$w" "pod-$pod" "$podsim" "$pod" --
+    grep -o 'RUN steps use the [a-z]* sandbox' "$state/home-pod-$pod-$w/build.log" | head -1 | sed 's/^/  /' || true
+  done
 done
 echo "workloads: $passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -268,6 +268,40 @@ inspect=$(docker image inspect ossb-acceptance/ms:latest)
 check "shell-form Cmd" '.[0].Config.Cmd == ["/bin/sh","-c","cat /artifact && echo shell-form"]'
 docker rmi -f ossb-acceptance/app:latest ossb-acceptance/ms:latest >/dev/null 2>&1 || true
 
+# --- Multi-platform output: each platform's image loads and inspects as that platform ----------
+echo "== multi-platform output, one platform at a time into Docker"
+arm64_busybox=/usr/local/lib/ossb-test/arm64/busybox
+if [ ! -x "$arm64_busybox" ]; then
+  fail "no arm64 busybox at $arm64_busybox (scripts/install-deps.sh extracts it)"
+else
+  mp=$state/mp
+  mkdir -p "$mp/rootfs-amd64/bin" "$mp/rootfs-arm64/bin"
+  cp /bin/busybox "$mp/rootfs-amd64/bin/busybox"
+  cp "$arm64_busybox" "$mp/rootfs-arm64/bin/busybox"
+  printf 'FROM scratch\nARG TARGETARCH\nCOPY rootfs-$TARGETARCH/ /\nCMD ["/bin/busybox", "uname", "-m"]\n' >"$mp/Dockerfile"
+  OSSB_ROOT=$state/store-mp "$ossb" build --progress quiet --platform linux/amd64,linux/arm64 \
+    -t ossb-acceptance/mp:latest --output "type=oci,dest=$state/mp-oci" "$mp" >/dev/null
+  blob() { echo "$state/mp-oci/blobs/${1%%:*}/${1#*:}"; }
+  index=$(blob "$(jq -r '.manifests[0].digest' "$state/mp-oci/index.json")")
+  for arch in amd64 arm64; do
+    manifest=$(jq -r --arg a "$arch" '.manifests[] | select(.platform.architecture == $a) | .digest' "$index")
+    want_config=$(jq -r '.config.digest' "$(blob "$manifest")")
+    # The same build for one platform (served from the cache) into a docker archive.
+    OSSB_ROOT=$state/store-mp "$ossb" build --progress quiet --platform "linux/$arch" \
+      -t "ossb-acceptance/mp:$arch" --output "type=docker,dest=$state/mp-$arch.tar" "$mp" >/dev/null
+    docker load -i "$state/mp-$arch.tar" >/dev/null
+    got=$(docker image inspect "ossb-acceptance/mp:$arch" | jq -r '.[0] | "\(.Id) \(.Os)/\(.Architecture)"')
+    if [ "$got" = "$want_config linux/$arch" ]; then
+      pass "linux/$arch image of the index loads as $got"
+    else
+      fail "linux/$arch: docker sees '$got', the index says '$want_config linux/$arch'"
+    fi
+  done
+  out=$(docker run --rm ossb-acceptance/mp:amd64)
+  [ "$out" = x86_64 ] && pass "the amd64 image runs ($out)" || fail "the amd64 image printed: $out"
+  docker rmi -f ossb-acceptance/mp:amd64 ossb-acceptance/mp:arm64 >/dev/null 2>&1 || true
+fi
+
 # --- The table ------------------------------------------------------------------------------------
 table="| configuration | docker run flags | rung | multi-stage | run-heavy | failing RUN exit | exit on docker stop |
 | --- | --- | --- | --- | --- | --- | --- |"

@@ -33,7 +33,8 @@ pub enum LogFormatArg {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Build an image from a Dockerfile and a context directory.
+    /// Build an image (one per platform, with an index, for several) from a Dockerfile and a
+    /// context directory or standard input.
     Build(Box<BuildArgs>),
     /// Inspect a Dockerfile without building it.
     #[command(subcommand)]
@@ -72,6 +73,12 @@ pub enum Command {
     },
     /// Print version information.
     Version,
+    /// Print a shell completion script (`ossb completions bash > /etc/bash_completion.d/ossb`).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 /// `ossb dockerfile ...`
@@ -153,10 +160,22 @@ pub enum ProgressArg {
     Quiet,
 }
 
+/// `--network` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NetworkArg {
+    /// The default (the host's network).
+    Default,
+    /// The host's network.
+    Host,
+    /// No network (loopback only).
+    None,
+}
+
 /// `ossb build` arguments.
 #[derive(Debug, Args)]
 pub struct BuildArgs {
-    /// The build context directory.
+    /// The build context directory, or `-` to read a tar archive (plain, gzip, bzip2, xz or
+    /// zstd) or a lone Dockerfile from standard input.
     pub context: PathBuf,
     /// The Dockerfile (default: CONTEXT/Dockerfile; `-` for standard input).
     #[arg(short = 'f', long = "file")]
@@ -230,6 +249,15 @@ pub struct BuildArgs {
     /// Compression level (gzip 1-9, default 6; zstd 1-19, default 3).
     #[arg(long, value_name = "N")]
     pub compression_level: Option<i32>,
+    /// How RUN steps are isolated: auto (the best rung of the execution ladder that works
+    /// here, see `ossb doctor`), full, reduced, chroot or ptrace.
+    #[arg(
+        long,
+        value_name = "auto|full|reduced|chroot|ptrace",
+        default_value = "auto",
+        env = "OSSB_SANDBOX"
+    )]
+    pub sandbox: ossb_core::exec::sandbox::SandboxMode,
     /// Threads for compression and uploads (default: the number of cores).
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
@@ -243,6 +271,22 @@ pub struct BuildArgs {
     /// loopback registries that speak TLS are then verified too.
     #[arg(long = "tls-ca", value_name = "PATH", env = "OSSB_TLS_CA")]
     pub tls_ca: Option<PathBuf>,
+    // --- multi-platform and buildx flags (issue #10) ---
+    /// Add an annotation (`[TYPE[PLATFORMS]:]KEY=VALUE`; TYPE is manifest (the default),
+    /// manifest-descriptor, index or index-descriptor); repeatable.
+    #[arg(long = "annotation", value_name = "KEY=VALUE")]
+    pub annotations: Vec<String>,
+    /// Always resolve base images in the registry, even when the local store has an image of
+    /// that name.
+    #[arg(long)]
+    pub pull: bool,
+    /// The network of RUN steps that do not set `--network` themselves.
+    #[arg(long, value_enum, default_value_t = NetworkArg::Default)]
+    pub network: NetworkArg,
+    /// Print nothing but the image digest (progress off).
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    // --- end multi-platform and buildx flags ---
     /// The registry for image names without a registry part (`FROM app`, `-t app`) instead
     /// of docker.io; overrides `default_registry` in the registry configuration.
     #[arg(

@@ -9,6 +9,17 @@ use ossb_core::ExitCode;
 fn main() {
     // When this process is a RUN sandbox init (re-exec of ossb), it never returns from here.
     ossb_core::exec::sandbox::run_init_if_requested();
+    // Before any RUN step and any credential is read: a step that can see this process (the
+    // reduced and chroot rungs) cannot read its memory, environment or open files...
+    if let Err(e) = ossb_core::exec::sandbox::protect_process() {
+        eprintln!("ossb: warning: cannot make the process non-dumpable: {e}");
+    }
+    // ...and credential variables leave the environment block itself (kept in memory).
+    #[allow(unsafe_code)]
+    // SAFETY: no thread has been started yet.
+    unsafe {
+        ossb_core::exec::sandbox::seal_environment();
+    }
     let cli = match args::Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {

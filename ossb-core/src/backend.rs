@@ -276,11 +276,48 @@ pub struct BuildRequest {
     pub iidfile: Option<PathBuf>,
     /// Write build metadata JSON here (`--metadata-file`).
     pub metadata_file: Option<PathBuf>,
+    // --- multi-platform and buildx flags (issue #10) ---
+    /// `--annotation` values for manifests, their index descriptors and the index.
+    pub annotations: crate::image::annotations::Annotations,
+    /// `--pull`: resolve base images in the registry even when the local store has a copy
+    /// under that name.
+    pub pull: bool,
+    /// `--network`: the network of RUN steps without `--network` of their own.
+    pub network: RunNetwork,
+    // --- end multi-platform and buildx flags ---
     /// The registry for image names without a registry part (`FROM app`, `-t app`,
     /// `--cache-to type=registry,ref=app`, `docker-image://app`) instead of `docker.io`: the
     /// registry configuration's `default_registry`. Checked with
     /// [`crate::reference::validate_default_registry`] when the build starts.
     pub default_registry: Option<String>,
+}
+
+/// The default network of RUN steps (`--network`); `RUN --network=...` overrides it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub enum RunNetwork {
+    /// The default: the host's network (OSSB gives RUN steps no network namespace of their
+    /// own unless asked for `none`).
+    #[default]
+    Default,
+    /// The host's network.
+    Host,
+    /// No network: only a loopback interface.
+    None,
+}
+
+impl RunNetwork {
+    /// Parse a `--network` value (`default`, `host`, `none`).
+    pub fn parse(value: &str) -> Result<RunNetwork, Error> {
+        match value {
+            "default" => Ok(RunNetwork::Default),
+            "host" => Ok(RunNetwork::Host),
+            "none" => Ok(RunNetwork::None),
+            other => Err(Error::new(
+                ExitCode::Configuration,
+                format!("invalid --network {other:?}: use default, host or none"),
+            )),
+        }
+    }
 }
 
 impl BuildRequest {
@@ -306,6 +343,11 @@ impl BuildRequest {
             secrets: Vec::new(),
             iidfile: None,
             metadata_file: None,
+            // --- multi-platform and buildx flags (issue #10) ---
+            annotations: Default::default(),
+            pull: false,
+            network: RunNetwork::Default,
+            // --- end multi-platform and buildx flags ---
             default_registry: None,
         }
     }

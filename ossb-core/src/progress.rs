@@ -97,6 +97,14 @@ pub enum ProgressEvent {
         /// The message.
         message: String,
     },
+    /// The rung of the execution ladder RUN steps run on was chosen (once per build, before
+    /// the first RUN step).
+    Sandbox {
+        /// `full`, `reduced`, `chroot` or `ptrace`.
+        rung: String,
+        /// What the rung isolates, in a few words.
+        detail: String,
+    },
     /// The build ended.
     BuildFinished {
         /// True on success.

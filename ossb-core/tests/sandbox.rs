@@ -4,7 +4,7 @@
 //! `run_init_if_requested()`. Run it as root and as an unprivileged user.
 
 use ossb_core::exec::sandbox::{
-    CancelToken, ExtraMount, ExtraMountKind, Network, RunSpec, Sandbox, SandboxError,
+    CancelToken, ExtraMount, ExtraMountKind, Network, RunSpec, Rung, Sandbox, SandboxError,
     SandboxOptions, SecretBytes, StepRoot,
 };
 use ossb_core::exec::snapshot::{self, SnapshotterChoice, SnapshotterKind};
@@ -72,6 +72,11 @@ fn main() {
         ("scan: RUN --mount leaves nothing in the diff", |t| {
             extra_mounts(t, SnapshotterKind::Scan)
         }),
+        (
+            "chroot rung: /dev and /etc stubs leave the diff unchanged",
+            chroot_rung,
+        ),
+        ("reduced rung: the existing /proc", reduced_rung),
         ("doctor", doctor),
         ("per-step overhead", overhead),
     ];
@@ -513,6 +518,88 @@ fn xattr_forms(t: &T) -> R {
     expect_eq(d.xattrs.len(), 0)
 }
 
+/// A step on the chroot rung (root only) on a rootfs without `/dev` and with the image's own
+/// `/etc/hosts`: it gets device nodes and the missing `/etc` files, no `/proc`, and the diff
+/// has only what the step itself did.
+fn chroot_rung(t: &T) -> R {
+    if !rustix::process::geteuid().is_root() {
+        println!("     skipped: the chroot rung needs uid 0");
+        return Ok(());
+    }
+    let root = t.rootfs("chroot");
+    write(&root, "etc/hosts", "127.0.0.1 image-host\n");
+    let sandbox = Sandbox::new(SandboxOptions {
+        temp_dir: Some(t.base.join("steps")),
+        rung: Rung::Chroot,
+        ..Default::default()
+    });
+    let mut snap = snapshot::open(
+        SnapshotterChoice::Force(SnapshotterKind::Scan),
+        root.clone(),
+        t.base.join("scratch-chroot"),
+        sandbox.id_map().clone(),
+        Path::new("/proc/self/exe"),
+    )
+    .map_err(|e| e.to_string())?;
+    let step = snap.prepare().map_err(|e| e.to_string())?;
+    let script = "cat /etc/hosts; grep -q nameserver /etc/resolv.conf && echo resolv; \
+                  echo x > /dev/null && head -c 4 /dev/zero | wc -c; \
+                  test -e /proc/self || echo noproc; echo changed > /etc/hostname; \
+                  echo made > /made";
+    let mut lines = Vec::new();
+    let cancel = CancelToken::new().map_err(|e| e.to_string())?;
+    sandbox
+        .run(&step, &RunSpec::shell(script), &cancel, &mut |l| {
+            lines.push(l.trim().to_string())
+        })
+        .map_err(|e| e.to_string())?;
+    expect_eq(
+        lines,
+        vec![
+            "127.0.0.1 image-host".to_string(),
+            "resolv".into(),
+            "4".into(),
+            "noproc".into(),
+        ],
+    )?;
+    let diff = snap.diff().map_err(|e| e.to_string())?;
+    let changed: Vec<String> = summary(&diff.entries)
+        .into_iter()
+        .filter(|e| !e.starts_with(". ") && !e.starts_with("/ "))
+        .collect();
+    expect_eq(changed, vec!["made file 5 0:0".to_string()])?;
+    if root.join("dev").exists() || root.join("etc/hostname").exists() {
+        return Err("a stub stayed in the rootfs".into());
+    }
+    expect_eq(
+        std::fs::read_to_string(root.join("etc/hosts")).map_err(|e| e.to_string())?,
+        "127.0.0.1 image-host\n".to_string(),
+    )
+}
+
+/// The reduced rung binds the existing `/proc`: the step is PID 1 of its namespace but sees
+/// the host's processes (this test's own pid among them).
+fn reduced_rung(t: &T) -> R {
+    let root = t.rootfs("reduced");
+    let sandbox = Sandbox::new(SandboxOptions {
+        temp_dir: Some(t.base.join("steps")),
+        rung: Rung::Reduced,
+        ..Default::default()
+    });
+    let me = std::process::id();
+    let mut lines = Vec::new();
+    let cancel = CancelToken::new().map_err(|e| e.to_string())?;
+    sandbox
+        .run(
+            &StepRoot::Dir(root),
+            &RunSpec::shell(&format!("echo $$; test -d /proc/{me} && echo host-proc")),
+            &cancel,
+            &mut |l| lines.push(l.trim().to_string()),
+        )
+        .map_err(|e| e.to_string())?;
+    expect_eq(lines, vec!["1".to_string(), "host-proc".into()])
+}
+
 fn doctor(_t: &T) -> R {
     let report = ossb_core::exec::doctor::diagnose(Path::new("/proc/self/exe"));
     println!("{report}");
@@ -528,13 +615,28 @@ fn doctor(_t: &T) -> R {
 }
 
 fn overhead(t: &T) -> R {
-    for kind in [SnapshotterKind::Overlay, SnapshotterKind::Scan] {
-        let root = t.rootfs(&format!("bench-{kind:?}"));
+    // (rung, snapshotter): the chroot rung only as root, and only with the scan snapshotter.
+    let mut cases = vec![
+        (Rung::Full, SnapshotterKind::Overlay),
+        (Rung::Full, SnapshotterKind::Scan),
+        (Rung::Reduced, SnapshotterKind::Overlay),
+        (Rung::Reduced, SnapshotterKind::Scan),
+    ];
+    if rustix::process::geteuid().is_root() {
+        cases.push((Rung::Chroot, SnapshotterKind::Scan));
+    }
+    for (rung, kind) in cases {
+        let sandbox = Sandbox::new(SandboxOptions {
+            temp_dir: Some(t.base.join("steps")),
+            rung,
+            ..Default::default()
+        });
+        let root = t.rootfs(&format!("bench-{rung}-{kind:?}"));
         let mut snap = snapshot::open(
             SnapshotterChoice::Force(kind),
             root,
-            t.base.join(format!("bench-scratch-{kind:?}")),
-            t.sandbox.id_map().clone(),
+            t.base.join(format!("bench-scratch-{rung}-{kind:?}")),
+            sandbox.id_map().clone(),
             Path::new("/proc/self/exe"),
         )
         .map_err(|e| e.to_string())?;
@@ -543,10 +645,13 @@ fn overhead(t: &T) -> R {
             argv: vec!["true".into()],
             ..RunSpec::shell("")
         };
+        let cancel = CancelToken::new().map_err(|e| e.to_string())?;
         for _ in 0..20 {
             let start = Instant::now();
             let step = snap.prepare().map_err(|e| e.to_string())?;
-            t.run(&step, &spec).map_err(|e| e.to_string())?;
+            sandbox
+                .run(&step, &spec, &cancel, &mut |_| {})
+                .map_err(|e| e.to_string())?;
             let diff = snap.diff().map_err(|e| e.to_string())?;
             snap.commit().map_err(|e| e.to_string())?;
             times.push(start.elapsed());
@@ -554,7 +659,7 @@ fn overhead(t: &T) -> R {
         }
         times.sort();
         println!(
-            "     fixed cost of a `true` step with the {kind:?} snapshotter: median {:.1} ms (min {:.1}, max {:.1})",
+            "     fixed cost of a `true` step on the {rung} rung with the {kind:?} snapshotter: median {:.1} ms (min {:.1}, max {:.1})",
             times[10].as_secs_f64() * 1e3,
             times[0].as_secs_f64() * 1e3,
             times[19].as_secs_f64() * 1e3

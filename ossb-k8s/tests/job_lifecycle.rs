@@ -81,9 +81,17 @@ fn success_goes_pending_running_succeeded_with_the_build_result() {
     assert_eq!(rec.status, JobStatus::Running);
     assert_eq!(rec.build_id.as_deref(), Some("b-42"));
 
+    assert_eq!(rec.sandbox, None);
+    // The execution ladder's choice is in the file as soon as the first RUN step makes it.
+    sink.event(&ProgressEvent::Sandbox {
+        rung: "reduced".into(),
+        detail: "user+mount+PID namespaces".into(),
+    });
+    assert_eq!(read(&path).1["sandbox"], "reduced");
     run_steps(&sink, "linux/amd64", 0, 6, 6);
     let (rec, _) = read(&path);
     assert_eq!(rec.progress, 40.0);
+    assert_eq!(rec.sandbox.as_deref(), Some("reduced"));
     assert_eq!(rec.platforms["linux/amd64"], 40.0);
     // Progress reported lower than what is already shown never lowers it.
     job.progress(10.0, "late report");

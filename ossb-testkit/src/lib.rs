@@ -5,11 +5,15 @@
 //!   [`TokenServer`] of the tests' own (policy: [`TokenAuth`]), stopped on drop;
 //! * [`require_tool`]: skip a test when a tool is missing, unless `OSSB_REQUIRE_REAL=1` or `CI`
 //!   is set, in which case a missing tool fails the test;
-//! * [`busybox_rootfs`]: a minimal root filesystem made from the static busybox binary.
+//! * [`busybox_rootfs`]: a minimal root filesystem made from the static busybox binary
+//!   ([`busybox_rootfs_from`] with another one, such as [`arm64_busybox`]);
+//! * [`podsim`]: runs a command as a container runtime runs a pod (masked `/proc`, dropped
+//!   capabilities, `no_new_privs`, the default seccomp profile), root only.
 
 mod conformance;
 mod jwt;
 mod openssl;
+pub mod podsim;
 mod registry;
 mod rootfs;
 mod token_server;
@@ -18,6 +22,8 @@ mod tools;
 pub use conformance::conformance_path;
 pub use jwt::Signing;
 pub use registry::{Registry, RegistryStartError};
-pub use rootfs::{BUSYBOX_APPLETS, busybox_rootfs};
+pub use rootfs::{
+    ARM64_BUSYBOX, BUSYBOX_APPLETS, arm64_busybox, busybox_rootfs, busybox_rootfs_from,
+};
 pub use token_server::{TOKEN_ISSUER, TOKEN_SERVICE, TokenAuth, TokenRequest, TokenServer};
 pub use tools::{find_tool, require_real, require_tool};

@@ -81,13 +81,42 @@ pub const BUSYBOX_APPLETS: &[&str] = &[
 /// Where the static busybox binary is looked for.
 const BUSYBOX: &str = "/bin/busybox";
 
+/// Where `scripts/install-deps.sh` puts the arm64 static busybox (from Debian's
+/// `busybox-static:arm64`); `OSSB_TEST_ARM64_BUSYBOX` overrides it.
+pub const ARM64_BUSYBOX: &str = "/usr/local/lib/ossb-test/arm64/busybox";
+
+/// The arm64 static busybox binary, or `None` (with the reason printed, for a skipped test)
+/// when it is not installed.
+pub fn arm64_busybox() -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("OSSB_TEST_ARM64_BUSYBOX")
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| ARM64_BUSYBOX.into());
+    if path.is_file() {
+        Some(path)
+    } else {
+        eprintln!(
+            "SKIPPED: no arm64 busybox at {} (scripts/install-deps.sh extracts Debian's \
+             busybox-static:arm64 there)",
+            path.display()
+        );
+        None
+    }
+}
+
 /// Lays out a minimal rootfs in `dir`: `bin/busybox` plus applet symlinks
 /// ([`BUSYBOX_APPLETS`]), `/etc/passwd` with `root` and `user` (1000), `/etc/group`, `/tmp`
 /// (mode 1777), `/root`, `/home/user`, `/usr/bin`, `/var`, `/dev`, `/proc`, `/sys`.
 pub fn busybox_rootfs(dir: &Path) -> io::Result<()> {
+    busybox_rootfs_from(dir, Path::new(BUSYBOX))
+}
+
+/// [`busybox_rootfs`] with the busybox binary taken from `busybox` (another architecture's,
+/// for example [`arm64_busybox`]).
+pub fn busybox_rootfs_from(dir: &Path, busybox: &Path) -> io::Result<()> {
     let bin = dir.join("bin");
     fs::create_dir_all(&bin)?;
-    fs::copy(BUSYBOX, bin.join("busybox"))?;
+    fs::copy(busybox, bin.join("busybox"))?;
     fs::set_permissions(bin.join("busybox"), fs::Permissions::from_mode(0o755))?;
     for applet in BUSYBOX_APPLETS {
         let link = bin.join(applet);

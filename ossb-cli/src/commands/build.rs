@@ -36,6 +36,8 @@ fn parse_secret(spec: &str) -> Result<SecretSource, Error> {
 
 /// Build the request from the flags (kept separate from running it, so it can be tested).
 pub fn request(args: &BuildArgs) -> Result<BuildRequest, Error> {
+    // Before `-f -` reads standard input.
+    check_stdin_conflict(args)?;
     let mut req = BuildRequest::new(&args.context);
     req.dockerfile = match &args.file {
         Some(f) if f.as_os_str() == "-" => DockerfileSource::Inline(super::read_text(f)?),
@@ -105,8 +107,66 @@ pub fn request(args: &BuildArgs) -> Result<BuildRequest, Error> {
         .iter()
         .map(|s| parse_secret(s))
         .collect::<Result<_, _>>()?;
+    buildx_flags(args, &mut req)?;
     Ok(req)
 }
+
+// --- multi-platform and buildx flags (issue #10) ---
+
+/// Whether the context is standard input (`ossb build -`).
+fn context_is_stdin(args: &BuildArgs) -> bool {
+    args.context.as_os_str() == "-"
+}
+
+/// `--annotation`, `--pull`, `--network`, and the checks of a standard-input context.
+fn buildx_flags(args: &BuildArgs, req: &mut BuildRequest) -> Result<(), Error> {
+    use crate::args::NetworkArg;
+    use ossb_core::backend::RunNetwork;
+    req.annotations = ossb_core::image::annotations::Annotations::parse(&args.annotations)
+        .map_err(|e| Error::new(ExitCode::Configuration, e))?;
+    req.pull = args.pull;
+    req.network = match args.network {
+        NetworkArg::Default => RunNetwork::Default,
+        NetworkArg::Host => RunNetwork::Host,
+        NetworkArg::None => RunNetwork::None,
+    };
+    Ok(())
+}
+
+/// `ossb build -f - -`: both from standard input cannot work.
+fn check_stdin_conflict(args: &BuildArgs) -> Result<(), Error> {
+    if context_is_stdin(args) && args.file.as_ref().is_some_and(|f| f.as_os_str() == "-") {
+        return Err(Error::new(
+            ExitCode::Configuration,
+            "`ossb build -` reads the context from standard input, so the Dockerfile cannot \
+             come from there too (-f -): put the Dockerfile in the context tar, or pass a \
+             context directory",
+        ));
+    }
+    Ok(())
+}
+
+/// For `ossb build -`: read the context (a tar, or a lone Dockerfile) from standard input and
+/// point the request at it. A relative `-f` names a file inside the context, as with docker.
+fn use_stdin_context(
+    args: &BuildArgs,
+    req: &mut BuildRequest,
+) -> Result<Option<super::stdin_context::StdinContext>, Error> {
+    if !context_is_stdin(args) {
+        return Ok(None);
+    }
+    let ctx = super::stdin_context::read(std::io::stdin().lock())?;
+    req.context = ctx.dir.path().to_path_buf();
+    req.dockerfile = match (&ctx.dockerfile, &args.file) {
+        (Some(text), _) => DockerfileSource::Inline(text.clone()),
+        (None, Some(f)) if f.is_relative() => DockerfileSource::Path(ctx.dir.path().join(f)),
+        (None, Some(f)) => DockerfileSource::Path(f.clone()),
+        (None, None) => DockerfileSource::Path(ctx.dir.path().join("Dockerfile")),
+    };
+    Ok(Some(ctx))
+}
+
+// --- end multi-platform and buildx flags ---
 
 /// Default path of the progress file in a pod.
 pub const DEFAULT_PROGRESS_FILE: &str = "/tmp/ossb-progress.json";
@@ -269,6 +329,8 @@ fn build_in_job(
     use ossb_k8s::pod::{PodPaths, Workspace, discover, materialize_context};
 
     let mut req = request(args)?;
+    // Kept until the build ends: the standard-input context's directory.
+    let _stdin_context = use_stdin_context(args, &mut req)?;
     if let Some(t) = &args.timeout {
         let ns = ossb_core::plan::duration::parse_go_duration(t).map_err(|e| {
             Error::new(
@@ -280,7 +342,9 @@ fn build_in_job(
         let _watchdog = job.start_timeout(std::time::Duration::from_nanos(ns.max(0) as u64));
     }
 
-    let mut backend = LocalBackend::new().with_compression(compression(args)?);
+    let mut backend = LocalBackend::new()
+        .with_compression(compression(args)?)
+        .with_sandbox_mode(args.sandbox);
     if let Some(jobs) = args.jobs {
         backend = backend.with_jobs(jobs);
     }
@@ -288,6 +352,7 @@ fn build_in_job(
         let found = discover(&PodPaths::from_env()).map_err(Error::from)?;
         req.secrets.extend(found.build_secrets.iter().cloned());
         if let Some(cm) = &found.build_context
+            && !context_is_stdin(args)
             && !args.context.exists()
         {
             materialize_context(cm, &args.context).map_err(Error::from)?;
@@ -346,12 +411,17 @@ fn build_in_job(
         .with_url_fetcher(std::sync::Arc::new(fetcher))
         .with_cancel(cancel);
 
-    let platform = req
-        .platforms
-        .first()
-        .cloned()
-        .unwrap_or_else(|| ossb_core::image::oci::Platform::host().to_string());
-    let mut sink = progress_sink(args.progress, in_pod, &platform);
+    let platform = if req.platforms.is_empty() {
+        ossb_core::image::oci::Platform::host().to_string()
+    } else {
+        req.platforms.join(",")
+    };
+    let mode = if args.quiet {
+        ProgressArg::Quiet
+    } else {
+        args.progress
+    };
+    let mut sink = progress_sink(mode, in_pod, &platform);
     sink.push(Box::new(job.progress_sink()));
     job.start(&format!("{:x}", std::process::id()));
     backend.build(&req, &sink as &dyn ProgressSink)

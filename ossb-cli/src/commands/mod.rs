@@ -3,6 +3,7 @@
 mod build;
 mod dockerfile;
 mod push;
+mod stdin_context;
 mod store;
 
 use crate::args::Command;
@@ -27,6 +28,12 @@ pub fn run(command: Command) -> Result<(), Error> {
         Command::Inspect { image } => store::inspect(&image),
         Command::Rm { images } => store::rm(&images),
         Command::Prune { cache } => store::prune(cache),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut cmd = crate::args::Cli::command();
+            clap_complete::generate(shell, &mut cmd, "ossb", &mut std::io::stdout());
+            Ok(())
+        }
         Command::Version => {
             println!("ossb {}", env!("CARGO_PKG_VERSION"));
             Ok(())

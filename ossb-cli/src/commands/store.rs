@@ -76,8 +76,23 @@ pub fn inspect(image: &str) -> Result<(), Error> {
             format!("{image} is not in the local store (see ossb images)"),
         )
     })?;
-    let img = load_stored(&store, &desc)?;
-    let out = serde_json::json!({"name": name, "descriptor": desc, "manifest": img.manifest, "config": img.config});
+    let out = if ossb_core::image::oci::media_types::is_index(&desc.media_type) {
+        // A multi-platform image: the index and each platform's manifest and config.
+        let index: ossb_core::image::oci::Index =
+            ossb_core::image::oci::from_json("index", &store.read_blob(&desc.digest)?)?;
+        let images = index
+            .manifests
+            .iter()
+            .map(|m| {
+                let img = load_stored(&store, m)?;
+                Ok(serde_json::json!({"platform": m.platform, "manifest": img.manifest, "config": img.config}))
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        serde_json::json!({"name": name, "descriptor": desc, "index": index, "images": images})
+    } else {
+        let img = load_stored(&store, &desc)?;
+        serde_json::json!({"name": name, "descriptor": desc, "manifest": img.manifest, "config": img.config})
+    };
     println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
     Ok(())
 }

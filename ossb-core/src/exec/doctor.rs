@@ -3,7 +3,7 @@
 //! Each namespace probe runs in its own child process (a re-exec of the helper binary, like the
 //! sandbox init), so a probe can neither change nor crash the caller.
 
-use crate::exec::sandbox::{IdMap, SubRange, protocol, sub_ranges};
+use crate::exec::sandbox::{IdMap, Rung, SandboxMode, SubRange, protocol, sub_ranges};
 use rustix::fs::{Mode, OFlags};
 use rustix::mount::{
     FsMountFlags, FsOpenFlags, MountAttrFlags, MountPropagationFlags, MoveMountFlags,
@@ -33,6 +33,21 @@ pub enum SandboxChoice {
     None,
 }
 
+/// One rung of the execution ladder as probed here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RungProbe {
+    /// The rung.
+    pub rung: Rung,
+    /// Whether steps can run on it here.
+    pub ok: bool,
+    /// What was found, in plain words (why not, when it cannot run).
+    pub detail: String,
+    /// What it isolates.
+    pub isolates: String,
+    /// The pod settings that make it available.
+    pub enabled_by: String,
+}
+
 /// Everything `ossb doctor` finds out.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DoctorReport {
@@ -48,14 +63,24 @@ pub struct DoctorReport {
     pub apparmor_restrict_unprivileged_userns: Option<u64>,
     /// Seccomp mode of this process (0 none, 1 strict, 2 filter).
     pub seccomp_mode: Option<u32>,
+    /// `no_new_privs` of this process (setuid helpers such as `newuidmap` do not work).
+    pub no_new_privs: Option<bool>,
+    /// Effective capabilities of this process (`CapEff` of `/proc/self/status`, hex).
+    pub capabilities: Option<String>,
     /// A user namespace can be created and mapped.
     pub user_namespace: Probe,
     /// A mount namespace can be created inside it, with a tmpfs mount.
     pub mount_namespace: Probe,
     /// A fresh procfs can be mounted in a new PID namespace.
     pub procfs: Probe,
+    /// The existing `/proc` can be bound recursively inside the namespaces (reduced rung).
+    pub proc_bind: Probe,
     /// Overlayfs with `userxattr` can be mounted and produces whiteouts.
     pub overlay_userxattr: Probe,
+    /// `chroot` as uid 0 with the capabilities the chroot rung needs.
+    pub chroot: Probe,
+    /// The ptrace sandbox.
+    pub ptrace: Probe,
     /// Ranges for this user in `/etc/subuid`.
     pub subuid: Vec<SubRange>,
     /// Ranges for this user in `/etc/subgid`.
@@ -66,73 +91,121 @@ pub struct DoctorReport {
     pub newgidmap: Option<String>,
     /// The id mapping steps would get.
     pub id_map: IdMap,
-    /// Registered binfmt_misc handlers (foreign-architecture RUN needs one per arch).
+    /// Enabled binfmt_misc handlers with the platforms they run (foreign-architecture RUN
+    /// needs one per architecture; `F` marks handlers that work in any root).
     pub binfmt_misc: Vec<String>,
-    /// The sandbox a build would use.
+    /// The execution ladder, best rung first.
+    pub ladder: Vec<RungProbe>,
+    /// The rung `--sandbox auto` picks (`None`: RUN steps cannot run here).
+    pub rung: Option<Rung>,
+    /// The snapshotter a build would use.
     pub best: SandboxChoice,
 }
 
-/// No sandbox can run on this host.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error(
-    "no sandbox possible for RUN steps: {cause}. Allow user namespaces: sysctl user.max_user_namespaces > 0 \
-     (and kernel.unprivileged_userns_clone=1, kernel.apparmor_restrict_unprivileged_userns=0 where they exist); \
-     in Kubernetes set `hostUsers: false` on the pod, use a seccomp profile that allows unshare/clone with \
-     CLONE_NEWUSER (e.g. `seccompProfile: {{type: Unconfined}}` or a custom Localhost profile), and \
-     `securityContext.procMount: Unmasked` so a fresh /proc can be mounted"
-)]
+/// No sandbox can run on this host (or not the one asked for).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NoSandbox {
-    /// Why, in plain words.
-    pub cause: String,
+    /// The rung `--sandbox` asked for, when one was.
+    pub forced: Option<Rung>,
+    /// Every rung as probed.
+    pub ladder: Vec<RungProbe>,
+    /// Host settings that refuse user namespaces, in plain words.
+    pub host_hints: Vec<String>,
+}
+
+impl std::error::Error for NoSandbox {}
+
+impl std::fmt::Display for NoSandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown: Vec<&RungProbe> = match self.forced {
+            Some(r) => self.ladder.iter().filter(|p| p.rung == r).collect(),
+            None => self.ladder.iter().collect(),
+        };
+        match self.forced {
+            Some(r) => write!(
+                f,
+                "the {r} sandbox (--sandbox {r}) cannot run RUN steps here"
+            )?,
+            None => write!(f, "no sandbox possible for RUN steps")?,
+        }
+        write!(f, "; probed:")?;
+        for p in &shown {
+            write!(f, " {}: {};", p.rung, p.detail)?;
+        }
+        for h in &self.host_hints {
+            write!(f, " {h};")?;
+        }
+        write!(f, " to enable")?;
+        for (i, p) in shown.iter().enumerate() {
+            let sep = if i == 0 { "" } else { "; or" };
+            write!(f, "{sep} the {} sandbox: {}", p.rung, p.enabled_by)?;
+        }
+        if self.forced.is_some() {
+            write!(f, " (or use --sandbox auto)")?;
+        }
+        Ok(())
+    }
 }
 
 impl DoctorReport {
-    /// The snapshotter choice, or why none is possible.
+    /// The snapshotter choice, or why no rung can run steps.
     pub fn best_sandbox(&self) -> Result<SandboxChoice, NoSandbox> {
-        match self.best {
-            SandboxChoice::None => Err(NoSandbox {
-                cause: self.no_sandbox_cause(),
-            }),
-            c => Ok(c),
-        }
+        self.select(SandboxMode::Auto).map(|_| self.best)
     }
 
-    fn no_sandbox_cause(&self) -> String {
-        if !self.user_namespace.ok {
-            let mut why = format!(
-                "creating a user namespace failed ({})",
-                self.user_namespace.detail
-            );
-            if self.max_user_namespaces == Some(0) {
-                why.push_str("; user.max_user_namespaces is 0");
-            }
-            if self.unprivileged_userns_clone == Some(0) {
-                why.push_str("; kernel.unprivileged_userns_clone is 0");
-            }
-            if self.apparmor_restrict_unprivileged_userns == Some(1) {
-                why.push_str("; AppArmor restricts unprivileged user namespaces");
-            }
-            if self.seccomp_mode == Some(2) {
-                why.push_str("; a seccomp filter is active and may refuse CLONE_NEWUSER");
-            }
-            why
-        } else if !self.mount_namespace.ok {
-            format!(
-                "mounting inside a user namespace failed ({})",
-                self.mount_namespace.detail
-            )
-        } else {
-            format!(
-                "mounting a fresh /proc failed ({}); /proc is probably masked",
-                self.procfs.detail
-            )
+    /// The rung a build runs on with `mode`, or a precise error naming what was probed, what
+    /// failed and the pod settings that enable each rung.
+    pub fn select(&self, mode: SandboxMode) -> Result<Rung, NoSandbox> {
+        let found = match mode {
+            SandboxMode::Auto => self.rung,
+            SandboxMode::Force(r) => self
+                .ladder
+                .iter()
+                .find(|p| p.rung == r && p.ok)
+                .map(|p| p.rung),
+        };
+        found.ok_or_else(|| NoSandbox {
+            forced: match mode {
+                SandboxMode::Auto => None,
+                SandboxMode::Force(r) => Some(r),
+            },
+            ladder: self.ladder.clone(),
+            host_hints: self.host_hints(),
+        })
+    }
+
+    fn host_hints(&self) -> Vec<String> {
+        let mut why = Vec::new();
+        if self.user_namespace.ok {
+            return why;
         }
+        if self.max_user_namespaces == Some(0) {
+            why.push("user.max_user_namespaces is 0".to_string());
+        }
+        if self.unprivileged_userns_clone == Some(0) {
+            why.push("kernel.unprivileged_userns_clone is 0".to_string());
+        }
+        if self.apparmor_restrict_unprivileged_userns == Some(1) {
+            why.push("AppArmor restricts unprivileged user namespaces".to_string());
+        }
+        if self.seccomp_mode == Some(2) {
+            why.push(
+                "a seccomp filter is active (a container runtime's default profile refuses \
+                 unshare and clone with namespace flags without CAP_SYS_ADMIN)"
+                    .to_string(),
+            );
+        }
+        why
     }
 
     /// The report as pretty JSON.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_default()
     }
+}
+
+fn mark_ok(ok: bool) -> &'static str {
+    if ok { "yes" } else { "NO " }
 }
 
 impl std::fmt::Display for DoctorReport {
@@ -163,6 +236,16 @@ impl std::fmt::Display for DoctorReport {
         )?;
         writeln!(
             f,
+            "  no_new_privs: {}; effective capabilities: {}",
+            match self.no_new_privs {
+                Some(true) => "set (setuid helpers do not work)",
+                Some(false) => "not set",
+                None => "unknown",
+            },
+            self.capabilities.as_deref().unwrap_or("unknown")
+        )?;
+        writeln!(
+            f,
             "{} user namespace: {}",
             mark(&self.user_namespace),
             self.user_namespace.detail
@@ -185,6 +268,14 @@ impl std::fmt::Display for DoctorReport {
             mark(&self.overlay_userxattr),
             self.overlay_userxattr.detail
         )?;
+        writeln!(
+            f,
+            "{} /proc bind (reduced sandbox): {}",
+            mark(&self.proc_bind),
+            self.proc_bind.detail
+        )?;
+        writeln!(f, "{} chroot: {}", mark(&self.chroot), self.chroot.detail)?;
+        writeln!(f, "{} ptrace: {}", mark(&self.ptrace), self.ptrace.detail)?;
         let ranges = |r: &[SubRange]| {
             if r.is_empty() {
                 "none".to_string()
@@ -223,11 +314,31 @@ impl std::fmt::Display for DoctorReport {
             self.binfmt_misc.join(", ")
         };
         writeln!(f, "  binfmt_misc handlers: {binfmt}")?;
+        writeln!(f, "execution ladder (best first):")?;
+        for p in &self.ladder {
+            let pick = if Some(p.rung) == self.rung {
+                "  <= picked"
+            } else {
+                ""
+            };
+            writeln!(
+                f,
+                "  {} {:<8} {}{pick}",
+                mark_ok(p.ok),
+                p.rung.name(),
+                p.detail
+            )?;
+        }
+        let snap = match self.best {
+            SandboxChoice::Overlay => "overlayfs",
+            _ => "a metadata scan (no overlayfs)",
+        };
         match self.best_sandbox() {
-            Ok(SandboxChoice::Overlay) => writeln!(f, "=> RUN steps use namespaces + overlayfs"),
             Ok(_) => writeln!(
                 f,
-                "=> RUN steps use namespaces + a metadata scan (no overlayfs)"
+                "=> RUN steps use the {} sandbox ({}) + {snap}",
+                self.rung.map_or("", Rung::name),
+                self.rung.map_or("", Rung::summary)
             ),
             Err(e) => writeln!(f, "=> {e}"),
         }
@@ -244,23 +355,44 @@ pub fn diagnose(helper: &Path) -> DoctorReport {
         ok: false,
         detail: "skipped: no user namespace".into(),
     };
-    let (mount_namespace, procfs, overlay_userxattr) = if user_namespace.ok {
+    let (mount_namespace, procfs, proc_bind, overlay_userxattr) = if user_namespace.ok {
         (
             run_probe(helper, "mountns"),
             run_probe(helper, "proc"),
+            run_probe(helper, "procbind"),
             run_probe(helper, "overlay"),
         )
     } else {
-        (skipped(), skipped(), skipped())
+        (skipped(), skipped(), skipped(), skipped())
     };
-    let best = if user_namespace.ok && mount_namespace.ok && procfs.ok {
-        if overlay_userxattr.ok {
-            SandboxChoice::Overlay
-        } else {
-            SandboxChoice::Scan
-        }
+    let chroot = if uid == 0 {
+        run_probe(helper, "chroot")
     } else {
-        SandboxChoice::None
+        Probe {
+            ok: false,
+            detail: format!("ossb runs as uid {uid}, the chroot sandbox needs uid 0"),
+        }
+    };
+    let ptrace = run_probe(helper, "ptrace");
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |k: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(k).map(|v| v.trim().to_string()))
+    };
+    let ladder = ladder(
+        &user_namespace,
+        &mount_namespace,
+        &procfs,
+        &proc_bind,
+        &chroot,
+        &ptrace,
+    );
+    let rung = ladder.iter().find(|p| p.ok).map(|p| p.rung);
+    let best = match rung {
+        None => SandboxChoice::None,
+        Some(r) if r.mounts() && overlay_userxattr.ok => SandboxChoice::Overlay,
+        Some(_) => SandboxChoice::Scan,
     };
     DoctorReport {
         kernel: rustix::system::uname()
@@ -273,26 +405,64 @@ pub fn diagnose(helper: &Path) -> DoctorReport {
         apparmor_restrict_unprivileged_userns: read_num(
             "/proc/sys/kernel/apparmor_restrict_unprivileged_userns",
         ),
-        seccomp_mode: std::fs::read_to_string("/proc/self/status")
-            .ok()
-            .and_then(|s| {
-                s.lines().find_map(|l| {
-                    l.strip_prefix("Seccomp:")
-                        .and_then(|v| v.trim().parse().ok())
-                })
-            }),
+        seccomp_mode: field("Seccomp:").and_then(|v| v.parse().ok()),
+        no_new_privs: field("NoNewPrivs:").map(|v| v == "1"),
+        capabilities: field("CapEff:"),
         user_namespace,
         mount_namespace,
         procfs,
+        proc_bind,
         overlay_userxattr,
+        chroot,
+        ptrace,
         subuid: sub_ranges(Path::new("/etc/subuid"), uid, name.as_deref()),
         subgid: sub_ranges(Path::new("/etc/subgid"), uid, name.as_deref()),
         newuidmap: find("newuidmap"),
         newgidmap: find("newgidmap"),
         id_map: IdMap::detect(),
         binfmt_misc: binfmt_handlers(),
+        ladder,
+        rung,
         best,
     }
+}
+
+/// The rungs from the probes, best first.
+fn ladder(
+    userns: &Probe,
+    mountns: &Probe,
+    procfs: &Probe,
+    proc_bind: &Probe,
+    chroot: &Probe,
+    ptrace: &Probe,
+) -> Vec<RungProbe> {
+    let first_failed = |probes: &[(&str, &Probe)]| {
+        probes
+            .iter()
+            .find(|(_, p)| !p.ok)
+            .map(|(what, p)| format!("{what} failed: {}", p.detail))
+    };
+    let ns = [("user namespace", userns), ("mount namespace", mountns)];
+    let full = first_failed(&[ns[0], ns[1], ("fresh /proc", procfs)]);
+    let reduced = first_failed(&[ns[0], ns[1], ("/proc bind", proc_bind)]);
+    let chroot = first_failed(&[("chroot", chroot)]);
+    let ptrace = first_failed(&[("ptrace", ptrace)]);
+    let ok_detail = |r: Rung| format!("available ({})", r.summary());
+    [
+        (Rung::Full, full),
+        (Rung::Reduced, reduced),
+        (Rung::Chroot, chroot),
+        (Rung::Ptrace, ptrace),
+    ]
+    .into_iter()
+    .map(|(rung, failed)| RungProbe {
+        rung,
+        ok: failed.is_none(),
+        detail: failed.unwrap_or_else(|| ok_detail(rung)),
+        isolates: rung.summary().to_string(),
+        enabled_by: rung.enabled_by().to_string(),
+    })
+    .collect()
 }
 
 /// Only the overlay probe, for picking a snapshotter: whether overlayfs with `userxattr` mounts
@@ -305,16 +475,41 @@ fn read_num(path: &str) -> Option<u64> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
+/// The enabled handlers with the platforms they run and whether they work in any root
+/// (`qemu-aarch64 (linux/arm64, F)`), as `--platform` RUN steps will find them.
 fn binfmt_handlers() -> Vec<String> {
-    let Ok(dir) = std::fs::read_dir("/proc/sys/fs/binfmt_misc") else {
-        return Vec::new();
-    };
-    let mut v: Vec<String> = dir
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| n != "register" && n != "status")
-        .collect();
-    v.sort();
-    v
+    use super::binfmt::{BINFMT_DIR, handlers_in};
+    use crate::image::oci::Platform;
+    const KNOWN: &[&str] = &[
+        "linux/amd64",
+        "linux/386",
+        "linux/arm64",
+        "linux/arm",
+        "linux/ppc64le",
+        "linux/s390x",
+        "linux/riscv64",
+        "linux/mips64le",
+        "linux/loong64",
+    ];
+    handlers_in(Path::new(BINFMT_DIR))
+        .into_iter()
+        .map(|h| {
+            let platforms: Vec<&str> = KNOWN
+                .iter()
+                .copied()
+                .filter(|p| Platform::parse(p).is_ok_and(|p| h.matches(&p)))
+                .collect();
+            let mut what = if platforms.is_empty() {
+                "no container platform".to_string()
+            } else {
+                platforms.join(" ")
+            };
+            if h.fix_binary() {
+                what.push_str(", F");
+            }
+            format!("{} ({what})", h.name)
+        })
+        .collect()
 }
 
 fn run_probe(helper: &Path, name: &str) -> Probe {
@@ -334,7 +529,13 @@ fn run_probe(helper: &Path, name: &str) -> Probe {
         Ok(o) => Probe {
             ok: false,
             detail: {
-                let e = String::from_utf8_lossy(&o.stderr).trim().to_string();
+                // One line: the probe's lines joined (the ladder quotes it in one sentence).
+                let e = String::from_utf8_lossy(&o.stderr)
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .collect::<Vec<_>>()
+                    .join("; ");
                 if e.is_empty() {
                     format!("probe ended with {}", o.status)
                 } else {
@@ -358,6 +559,9 @@ pub(crate) fn probe_main(name: &str) -> ! {
         "mountns" => probe_mountns(),
         "proc" => probe_proc(),
         "overlay" => probe_overlay(),
+        "procbind" => probe_proc_bind(),
+        "chroot" => probe_chroot(),
+        "ptrace" => crate::exec::sandbox::probe_ptrace(),
         other => Err(format!("unknown probe {other:?}")),
     };
     match res {
@@ -462,10 +666,87 @@ fn probe_proc() -> Result<String, String> {
                 .map(|(_, s)| s);
             match status.and_then(|s| s.exit_status()) {
                 Some(0) => Ok("fresh procfs mounted in a new PID namespace".into()),
-                _ => Err("mounting procfs failed (see above)".into()),
+                _ => Err("so a fresh procfs cannot be mounted".into()),
             }
         }
     }
+}
+
+fn probe_proc_bind() -> Result<String, String> {
+    use rustix::mount::OpenTreeFlags;
+    let dir = enter_mountns()?;
+    let tree = rustix::mount::open_tree(
+        rustix::fs::CWD,
+        "/proc",
+        OpenTreeFlags::OPEN_TREE_CLONE
+            | OpenTreeFlags::OPEN_TREE_CLOEXEC
+            | OpenTreeFlags::AT_RECURSIVE,
+    )
+    .map_err(errno("cloning /proc recursively"))?;
+    rustix::mount::move_mount(
+        &tree,
+        "",
+        rustix::fs::CWD,
+        dir.path(),
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )
+    .map_err(errno("mounting the /proc clone"))?;
+    Ok("the existing /proc can be bound recursively in a user namespace".into())
+}
+
+/// `chroot` into an empty directory in a child, and the capabilities the chroot rung needs:
+/// `CAP_SETPCAP` to drop the escape capabilities from the step's bounding set.
+fn probe_chroot() -> Result<String, String> {
+    let dir = tempfile::Builder::new()
+        .prefix("ossb-probe-")
+        .tempdir()
+        .map_err(|e| format!("temp dir: {e}"))?;
+    let has = |c: rustix::thread::CapabilitySet| {
+        rustix::thread::capability_is_in_bounding_set(c).unwrap_or(false)
+    };
+    let eff = capabilities_effective();
+    let effective = |bit: u32| eff.is_some_and(|e| e & (1u64 << bit) != 0);
+    if !effective(CAP_SETPCAP) || !has(rustix::thread::CapabilitySet::SETPCAP) {
+        return Err(
+            "CAP_SETPCAP is missing (needed to drop CAP_SYS_CHROOT from the step)".to_string(),
+        );
+    }
+    match fork()? {
+        None => {
+            let code = match rustix::process::chroot(dir.path()) {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("chroot: {}", std::io::Error::from(e));
+                    1
+                }
+            };
+            exit(code)
+        }
+        Some(pid) => {
+            let status = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty())
+                .map_err(errno("waitpid"))?
+                .map(|(_, s)| s);
+            if status.and_then(|s| s.exit_status()) != Some(0) {
+                return Err("so it cannot chroot (that needs CAP_SYS_CHROOT)".into());
+            }
+        }
+    }
+    let mknod = if effective(CAP_MKNOD) {
+        "/dev nodes made with mknod"
+    } else {
+        "no CAP_MKNOD: the step gets no /dev nodes"
+    };
+    Ok(format!("chroot works as uid 0; {mknod}"))
+}
+
+/// Capability bit numbers (`<linux/capability.h>`).
+const CAP_SETPCAP: u32 = 8;
+const CAP_MKNOD: u32 = 27;
+
+fn capabilities_effective() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let hex = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?;
+    u64::from_str_radix(hex.trim(), 16).ok()
 }
 
 fn probe_overlay() -> Result<String, String> {
@@ -513,4 +794,121 @@ fn fork() -> Result<Option<rustix::process::Pid>, String> {
 fn exit(code: i32) -> ! {
     // SAFETY: ends the forked child without running the parent's exit handlers twice.
     unsafe { libc::_exit(code) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn probe(ok: bool, detail: &str) -> Probe {
+        Probe {
+            ok,
+            detail: detail.into(),
+        }
+    }
+
+    /// A report from hand-made probes: user namespaces as given, everything else following.
+    fn report(userns: bool, procfs: bool, chroot: bool, seccomp: u32) -> DoctorReport {
+        let ns = probe(userns, "unshare(CLONE_NEWUSER): Operation not permitted");
+        let proc = probe(procfs, "creating a proc mount: Operation not permitted");
+        let bind = probe(userns, "cloning /proc recursively: Operation not permitted");
+        let chroot = probe(
+            chroot,
+            "ossb runs as uid 1000, the chroot sandbox needs uid 0",
+        );
+        let ptrace = probe(false, "the ptrace sandbox is not built into this ossb");
+        let ladder = ladder(&ns, &ns, &proc, &bind, &chroot, &ptrace);
+        let rung = ladder.iter().find(|p| p.ok).map(|p| p.rung);
+        DoctorReport {
+            kernel: "6.1".into(),
+            uid: 1000,
+            max_user_namespaces: Some(1000),
+            unprivileged_userns_clone: None,
+            apparmor_restrict_unprivileged_userns: None,
+            seccomp_mode: Some(seccomp),
+            no_new_privs: Some(true),
+            capabilities: Some("0000000000000000".into()),
+            user_namespace: ns.clone(),
+            mount_namespace: ns,
+            procfs: proc,
+            proc_bind: bind,
+            overlay_userxattr: probe(false, "no overlay"),
+            chroot,
+            ptrace,
+            subuid: Vec::new(),
+            subgid: Vec::new(),
+            newuidmap: None,
+            newgidmap: None,
+            id_map: IdMap::detect(),
+            binfmt_misc: Vec::new(),
+            ladder,
+            rung,
+            best: if rung.is_some() {
+                SandboxChoice::Scan
+            } else {
+                SandboxChoice::None
+            },
+        }
+    }
+
+    #[test]
+    fn the_best_working_rung_is_picked_and_a_forced_one_must_work() {
+        let masked = report(true, false, false, 0);
+        assert_eq!(masked.select(SandboxMode::Auto), Ok(Rung::Reduced));
+        assert_eq!(
+            masked.select(SandboxMode::Force(Rung::Reduced)),
+            Ok(Rung::Reduced)
+        );
+        let err = masked
+            .select(SandboxMode::Force(Rung::Full))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.starts_with("the full sandbox (--sandbox full) cannot run RUN steps here")
+                && err.contains("full: fresh /proc failed: creating a proc mount")
+                && err.contains("procMount: Unmasked")
+                && err.ends_with("(or use --sandbox auto)")
+                && !err.contains("chroot"),
+            "{err}"
+        );
+        let root = report(false, false, true, 2);
+        assert_eq!(root.select(SandboxMode::Auto), Ok(Rung::Chroot));
+        assert_eq!(report(true, true, true, 0).rung, Some(Rung::Full));
+    }
+
+    #[test]
+    fn no_rung_names_every_probe_and_the_pod_settings() {
+        let restricted = report(false, false, false, 2);
+        let err = restricted
+            .select(SandboxMode::Auto)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        for needle in [
+            "no sandbox possible for RUN steps; probed:",
+            "full: user namespace failed: unshare(CLONE_NEWUSER): Operation not permitted;",
+            "reduced: user namespace failed",
+            "chroot: chroot failed: ossb runs as uid 1000",
+            "ptrace: ptrace failed: the ptrace sandbox is not built",
+            "a seccomp filter is active",
+            "to enable the full sandbox:",
+            "or the reduced sandbox:",
+            "or the chroot sandbox: runAsUser: 0",
+            "or the ptrace sandbox:",
+            "hostUsers: false",
+            "SYS_ADMIN",
+        ] {
+            assert!(err.contains(needle), "missing {needle:?} in {err}");
+        }
+        assert_eq!(
+            restricted.best_sandbox().err().map(|e| e.forced),
+            Some(None)
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&restricted.to_json()).unwrap_or_default();
+        assert_eq!(json["rung"], serde_json::Value::Null);
+        assert_eq!(json["ladder"][0]["rung"], "full");
+        assert_eq!(json["ladder"][3]["ok"], false);
+    }
 }

@@ -5,6 +5,7 @@
 //! ([`doctor`]), registry transfers ([`transfer`]) and the local build driver ([`local`]).
 
 pub mod archive_src;
+pub mod binfmt;
 pub mod blob_sources;
 pub mod chmod;
 pub mod compress;

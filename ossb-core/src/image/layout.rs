@@ -95,9 +95,12 @@ pub fn write_layout_dir(
     refs_write_atomic(dir, "index.json", &bytes)
 }
 
+/// The `index.json` entry for `root`: its platform and annotations (a build's
+/// `index-descriptor:` annotations), and `tag` as the ref name.
 fn index_entry(root: &Descriptor, tag: Option<&str>) -> Descriptor {
     let mut entry = Descriptor::new(root.media_type.clone(), root.digest.clone(), root.size);
     entry.platform = root.platform.clone();
+    entry.annotations = root.annotations.clone();
     if let Some(t) = tag {
         entry
             .annotations

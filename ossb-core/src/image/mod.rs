@@ -6,12 +6,14 @@
 //! [`layout`] and [`archive`] export the result as an OCI layout (dir or tar) or a
 //! `docker load`-able archive.
 
+pub mod annotations;
 pub mod archive;
 pub mod builder;
 pub mod compress;
 pub mod digest;
 pub mod entry;
 pub mod error;
+pub mod index;
 pub mod layer;
 pub mod layout;
 pub mod oci;

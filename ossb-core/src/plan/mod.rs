@@ -106,3 +106,11 @@ pub fn plan(ast: &Ast, opts: &PlanOptions) -> Result<BuildGraph, PlanError> {
 pub fn base_images_needed(ast: &Ast, opts: &PlanOptions) -> Result<BTreeSet<String>, PlanError> {
     Ok(lower::lower(ast, opts, false)?.base_images())
 }
+
+/// The graph without expanding any step (as [`base_images_needed`] sees it): stages, their
+/// bases, `FROM --platform` values and which stages the target needs. The executor uses it
+/// to fetch each base image for its stage's platform and to check, before building, that RUN
+/// steps of a foreign platform can run here.
+pub fn plan_shallow(ast: &Ast, opts: &PlanOptions) -> Result<BuildGraph, PlanError> {
+    lower::lower(ast, opts, false)
+}

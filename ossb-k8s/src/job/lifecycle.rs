@@ -133,6 +133,7 @@ impl JobLifecycleManager {
             exit_code: None,
             failed_step: None,
             platforms: Default::default(),
+            sandbox: None,
         };
         write_status(&path, &record).map_err(|source| JobError::StatusFile {
             path: path.clone(),

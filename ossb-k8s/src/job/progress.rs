@@ -170,6 +170,15 @@ impl ProgressSink for StatusProgress {
                 });
                 None
             }
+            ProgressEvent::Sandbox { rung, .. } => {
+                // Written right away: a build that fails in its first RUN still says which
+                // rung it tried.
+                st.record.sandbox = Some(rung.clone());
+                let rec = st.record.clone();
+                drop(st);
+                self.job.write(&rec);
+                return;
+            }
             _ => None,
         };
         let Some(message) = message else {

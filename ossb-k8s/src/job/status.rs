@@ -121,6 +121,10 @@ pub struct StatusRecord {
     /// Percent done per target platform.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub platforms: BTreeMap<String, f64>,
+    /// The rung of the execution ladder RUN steps ran on (`full`, `reduced`, `chroot`,
+    /// `ptrace`), once the first RUN step chose it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<String>,
 }
 
 /// The current UTC time in RFC 3339 with seconds.

@@ -92,6 +92,11 @@ impl ProgressSink for LogEvents {
                 "registry operation"
             ),
             Warning { message } => tracing::warn!(component = "build", "{message}"),
+            Sandbox { rung, detail } => tracing::info!(
+                component = "sandbox",
+                rung = %rung,
+                "RUN steps use the {rung} sandbox ({detail})"
+            ),
             BuildFinished {
                 success,
                 digest,

@@ -63,6 +63,7 @@ pub fn describe(event: &ProgressEvent) -> Option<String> {
             duration.as_secs_f64()
         ),
         Warning { message } => format!("warning: {message}"),
+        Sandbox { rung, detail } => format!("RUN steps use the {rung} sandbox ({detail})"),
         BuildFinished {
             success: true,
             digest,

@@ -16,10 +16,13 @@ pub struct Environment {
 }
 
 impl Environment {
-    /// The process environment (variables that are not valid UTF-8 are left out).
+    /// The process environment (variables that are not valid UTF-8 are left out), as it was
+    /// at start-up when `ossb` sealed it (credential variables are then gone from the live
+    /// environment; see `ossb_core::exec::sandbox::seal_environment`).
     pub fn from_process() -> Self {
         Self::from_vars(
-            std::env::vars_os()
+            ossb_core::exec::sandbox::env_vars()
+                .into_iter()
                 .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
         )
     }

@@ -1,7 +1,6 @@
 //! Resolving what a stage starts from, and what `COPY --from` reads: `scratch`, an earlier
 //! stage, an image in a registry, an OCI layout, or a named build context.
 
-use super::state::StageState;
 use crate::error::{Error, ExitCode};
 use crate::exec::transfer::{self, StoredImage};
 use crate::exec::unpack::unpack_layer;
@@ -76,6 +75,9 @@ pub struct Fetcher<'a> {
     pub platform: &'a Platform,
     /// Progress events go here.
     pub progress: &'a dyn ProgressSink,
+    /// `--pull`: always resolve registry images in the registry, never from a copy the
+    /// local store holds under the same name.
+    pub pull: bool,
 }
 
 impl Fetcher<'_> {
@@ -98,6 +100,11 @@ impl Fetcher<'_> {
             }
             ImageSource::Registry(reference) => match self.registry {
                 Some(port) => {
+                    if !self.pull
+                        && let Some(image) = self.stored_copy(reference)
+                    {
+                        return Ok(image);
+                    }
                     transfer::pull(self.store, port, reference, self.platform, self.progress)
                 }
                 None => {
@@ -127,10 +134,22 @@ impl Fetcher<'_> {
         }
     }
 
-    /// The stage state for an image.
-    pub fn stage_state(&self, source: &ImageSource) -> Result<StageState, Error> {
-        let image = self.image(source)?;
-        StageState::from_image(self.store, &image)
+    /// The image the local store holds under `reference` (an image built with `-t`), when it
+    /// has one for the platform: like docker, a local image is used unless `--pull` is given.
+    fn stored_copy(&self, reference: &Reference) -> Option<StoredImage> {
+        let desc = self.store.get_ref(&reference.to_string()).ok()?;
+        let image =
+            transfer::resolve_stored(self.store, &desc, self.platform, &reference.to_string())
+                .ok()?;
+        let cfg = &image.config;
+        let platform = Platform {
+            architecture: cfg.architecture.clone(),
+            os: cfg.os.clone(),
+            variant: cfg.variant.clone(),
+            ..Platform::default()
+        };
+        // A stored single-platform image for another platform is not a copy of this one.
+        (cfg.architecture.is_empty() || self.platform.matches(&platform)).then_some(image)
     }
 }
 

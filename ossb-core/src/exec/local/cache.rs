@@ -17,10 +17,11 @@ use crate::image::layer::LayerInfo;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use std::collections::HashMap;
+use std::collections::HashSet;
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 
 /// A cache key: 64 hex digits.
 pub type CacheKey = String;
@@ -491,5 +492,75 @@ mod tests {
         assert_ne!(base, key(entry(0o644, 1000, 1)));
         std::fs::write(&f, b"DATA").expect("rewrite");
         assert_ne!(base, key(entry(0o644, 0, 1)), "content is part of the key");
+    }
+}
+
+/// The keys of the steps being built right now, shared by the platforms of one build: a step
+/// whose key another platform is building waits for it and then finds its cache record (as
+/// BuildKit's solver runs equal vertices once). A thread holds at most one claim at a time,
+/// so claims cannot deadlock.
+#[derive(Default)]
+pub struct InFlight {
+    keys: Mutex<HashSet<String>>,
+    done: Condvar,
+}
+
+/// A claim on a key, released on drop.
+pub struct Claim<'a> {
+    owner: &'a InFlight,
+    key: String,
+}
+
+impl InFlight {
+    /// Claim `key`, waiting while another thread holds it.
+    pub fn claim(&self, key: &str) -> Claim<'_> {
+        let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        while keys.contains(key) {
+            keys = self.done.wait(keys).unwrap_or_else(|p| p.into_inner());
+        }
+        keys.insert(key.to_string());
+        Claim {
+            owner: self,
+            key: key.to_string(),
+        }
+    }
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        let mut keys = self.owner.keys.lock().unwrap_or_else(|p| p.into_inner());
+        keys.remove(&self.key);
+        self.owner.done.notify_all();
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod in_flight_tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn one_holder_per_key_at_a_time() {
+        let flights = InFlight::default();
+        let inside = AtomicUsize::new(0);
+        let most = AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for _ in 0..50 {
+                        let _c = flights.claim("k");
+                        let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
+                        most.fetch_max(now, Ordering::SeqCst);
+                        std::thread::yield_now();
+                        inside.fetch_sub(1, Ordering::SeqCst);
+                    }
+                });
+            }
+        });
+        assert_eq!(most.load(Ordering::SeqCst), 1);
+        // Different keys do not wait for each other.
+        let _a = flights.claim("a");
+        let _b = flights.claim("b");
     }
 }

@@ -20,6 +20,7 @@ mod context;
 mod mounts;
 mod outputs;
 mod planning;
+mod platforms;
 mod run;
 mod state;
 mod steps;
@@ -31,19 +32,22 @@ use crate::backend::{BuildBackend, BuildOutcome, BuildRequest, DockerfileSource,
 use crate::dockerfile;
 use crate::error::{Error, ExitCode};
 use crate::exec::context::ContextScan;
-use crate::exec::doctor::{NoSandbox, SandboxChoice};
-use crate::exec::sandbox::{CancelToken, Sandbox, SandboxOptions};
-use crate::exec::snapshot::SnapshotterChoice;
+use crate::exec::doctor::NoSandbox;
+use crate::exec::sandbox::{CancelToken, Rung, Sandbox, SandboxMode, SandboxOptions};
+use crate::exec::snapshot::{SnapshotterChoice, SnapshotterKind};
 use crate::exec::transfer::StoredImage;
+use crate::image::annotations::AnnotationTarget;
+use crate::image::builder::BuiltImage;
 use crate::image::compress::Compression;
+use crate::image::index::write_index;
 use crate::image::layer::LayerOptions;
-use crate::image::oci::Platform;
+use crate::image::oci::{Descriptor, Platform};
 use crate::image::store::Store;
 use crate::plan::{self, PlanOptions, StageBase};
 use crate::ports::{RegistryPort, UrlFetcher};
 use crate::progress::{ProgressEvent, ProgressSink, StepId};
 use crate::reference::Reference;
-use base::{Fetcher, classify};
+use base::Fetcher;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -59,6 +63,7 @@ pub struct LocalBackend {
     jobs: usize,
     sandbox_helper: PathBuf,
     snapshotter: SnapshotterChoice,
+    sandbox_mode: SandboxMode,
     cancel: Option<CancelToken>,
 }
 
@@ -79,8 +84,18 @@ impl LocalBackend {
             jobs: crate::image::compress::default_threads(),
             sandbox_helper: PathBuf::from("/proc/self/exe"),
             snapshotter: SnapshotterChoice::Auto,
+            sandbox_mode: SandboxMode::Auto,
             cancel: None,
         }
+    }
+
+    /// How RUN steps are isolated: the best rung of the execution ladder that works here
+    /// (`Auto`, the default) or a forced one (`--sandbox`). On any rung but `full`, the first
+    /// RUN step makes this process non-dumpable (`PR_SET_DUMPABLE 0`), since the step can
+    /// see it there; see `docs/execution-ladder.md`.
+    pub fn with_sandbox_mode(mut self, mode: SandboxMode) -> Self {
+        self.sandbox_mode = mode;
+        self
     }
 
     /// The binary that runs RUN steps' sandbox init: it must call
@@ -143,7 +158,8 @@ pub(crate) struct BuildCtx<'a> {
     pub url_fetcher: Option<&'a dyn UrlFetcher>,
     pub request: &'a BuildRequest,
     pub scratch: &'a std::path::Path,
-    pub context: OnceLock<ContextScan>,
+    /// Shared by the platforms of a build: the context is scanned and hashed once.
+    pub context: &'a OnceLock<ContextScan>,
     pub dockerfile_path: Option<PathBuf>,
     /// RFC 3339 time written into history entries and the config.
     pub created: String,
@@ -153,13 +169,16 @@ pub(crate) struct BuildCtx<'a> {
     pub progress: &'a dyn ProgressSink,
     pub jobs: usize,
     pub sandbox_helper: PathBuf,
-    pub snapshotter: SnapshotterChoice,
+    snapshotter: SnapshotterChoice,
+    sandbox_mode: SandboxMode,
     pub cancel: CancelToken,
     sandbox: OnceLock<Sandbox>,
     /// Layer records by key.
     pub cache: cache::CacheStore,
-    /// Content digests of context files by stamp.
-    pub stat_cache: cache::StatCache,
+    /// Content digests of context files by stamp (shared by the platforms of a build).
+    pub stat_cache: &'a cache::StatCache,
+    /// Keys of the steps being built now (shared by the platforms of a build).
+    pub in_flight: &'a cache::InFlight,
     /// `--no-cache`: build every step, still record the results.
     pub no_cache: bool,
     /// Stages `--no-cache-filter` names (by index).
@@ -174,34 +193,72 @@ pub(crate) struct BuildCtx<'a> {
     pub used: std::sync::Mutex<Vec<(cache::CacheKey, cache::Record)>>,
     /// The build's counters.
     pub stats: Counters,
-    preflight: std::sync::Mutex<Option<std::thread::JoinHandle<Result<SandboxChoice, NoSandbox>>>>,
+    preflight: std::sync::Mutex<Option<std::thread::JoinHandle<Result<Rung, NoSandbox>>>>,
+    /// The rung the preflight chose, once joined.
+    rung: OnceLock<Rung>,
 }
 
 impl BuildCtx<'_> {
-    /// The RUN sandbox, set up on first use (id mapping detected once per build), after the
-    /// build's preflight probe said RUN steps can run here.
+    /// The RUN sandbox, set up on first use (id mapping detected once per build), on the rung
+    /// of the execution ladder the build's preflight probe chose.
     pub fn sandbox(&self) -> Result<&Sandbox, Error> {
-        let pending = self.preflight.lock().ok().and_then(|mut p| p.take());
-        if let Some(handle) = pending {
-            match handle.join() {
-                Ok(Ok(_)) => {}
-                Ok(Err(no)) => return Err(Error::new(ExitCode::Configuration, no.to_string())),
-                Err(_) => {
-                    return Err(Error::new(
-                        ExitCode::General,
-                        "the sandbox probe thread panicked",
-                    ));
+        // Held while the ladder is chosen, so parallel stages wait for one answer.
+        let mut preflight = self
+            .preflight
+            .lock()
+            .map_err(|_| Error::new(ExitCode::General, "the sandbox probe lock is poisoned"))?;
+        if self.rung.get().is_none() {
+            let chosen = match preflight.take() {
+                Some(handle) => handle.join().map_err(|_| {
+                    Error::new(ExitCode::General, "the sandbox probe thread panicked")
+                })?,
+                // RUN steps the preflight did not foresee (ONBUILD triggers): probe now.
+                None => {
+                    crate::exec::doctor::diagnose(&self.sandbox_helper).select(self.sandbox_mode)
                 }
+            };
+            let rung = chosen.map_err(|no| Error::new(ExitCode::Configuration, no.to_string()))?;
+            if rung != Rung::Full {
+                // The step may see this process's /proc entries or its pid: keep them closed.
+                crate::exec::sandbox::protect_process().map_err(|e| {
+                    Error::new(
+                        ExitCode::General,
+                        format!("cannot make ossb non-dumpable before the first RUN step: {e}"),
+                    )
+                })?;
             }
+            tracing::info!(component = "sandbox", rung = %rung, "execution ladder: {}", rung.summary());
+            self.progress.event(&ProgressEvent::Sandbox {
+                rung: rung.name().to_string(),
+                detail: rung.summary().to_string(),
+            });
+            let _ = self.rung.set(rung);
         }
+        drop(preflight);
+        let Some(rung) = self.rung.get().copied() else {
+            return Err(Error::new(
+                ExitCode::General,
+                "the sandbox was asked for without a preflight probe",
+            ));
+        };
         Ok(self.sandbox.get_or_init(|| {
             Sandbox::new(SandboxOptions {
                 helper: self.sandbox_helper.clone(),
                 temp_dir: Some(self.scratch.to_path_buf()),
                 id_map: None,
+                rung,
                 ..SandboxOptions::default()
             })
         }))
+    }
+
+    /// The snapshotter for RUN steps: the rungs without mounts need the scan snapshotter.
+    pub fn snapshotter(&self, rung: Rung) -> SnapshotterChoice {
+        if rung.mounts() {
+            self.snapshotter
+        } else {
+            SnapshotterChoice::Force(SnapshotterKind::Scan)
+        }
     }
 
     /// The record for `key`, unless the stage ignores the cache: the store's own, else an
@@ -378,28 +435,31 @@ impl LocalBackend {
                 message: format!("{} (line {:?}): {}", w.short, w.lines, w.detail),
             });
         }
-        if request.platforms.len() > 1 {
-            return Err(Error::new(
-                ExitCode::Configuration,
-                "building several platforms at once is not supported yet; run one build per --platform",
-            ));
-        }
         let host = Platform::host();
-        let platform = match request.platforms.first() {
-            Some(p) => Platform::parse(p)?.normalize(),
-            None => host.clone(),
-        };
-        let opts = PlanOptions {
-            build_args: request.build_args.clone(),
-            target: request.target.clone(),
-            build_platform: host.to_string(),
-            target_platform: platform.to_string(),
-            base_images: BTreeMap::new(),
-            default_registry: request.checked_default_registry()?,
-        };
+        let targets = platforms::targets(request, &host)?;
+        platforms::check_request(request, &targets)?;
+        let default_registry = request.checked_default_registry()?;
+        let options: Vec<(Platform, PlanOptions)> = targets
+            .iter()
+            .map(|p| {
+                let opts = PlanOptions {
+                    build_args: request.build_args.clone(),
+                    target: request.target.clone(),
+                    build_platform: host.to_string(),
+                    target_platform: p.to_string(),
+                    base_images: BTreeMap::new(),
+                    default_registry: default_registry.clone(),
+                };
+                (p.clone(), opts)
+            })
+            .collect();
         // Fail fast on Dockerfile errors, before the store is opened.
-        plan::base_images_needed(&ast, &opts)
-            .map_err(|e| e.with_file(name.clone()).with_column_from(&text))?;
+        for (_, opts) in &options {
+            plan::base_images_needed(&ast, opts)
+                .map_err(|e| e.with_file(name.clone()).with_column_from(&text))?;
+        }
+        // RUN steps for a foreign architecture need an emulator: say so before any work.
+        platforms::check_emulation(&ast, &options, &host)?;
         let tags: Vec<Reference> = request
             .tags
             .iter()
@@ -425,52 +485,199 @@ impl LocalBackend {
             .children
             .iter()
             .any(|n| n.keyword == "run" || n.child.as_ref().is_some_and(|c| c.keyword == "run"));
+        let cancel = match &self.cancel {
+            Some(c) => c.clone(),
+            None => CancelToken::new().map_err(|e| {
+                Error::new(
+                    ExitCode::Resource,
+                    format!("cannot create a cancel pipe: {e}"),
+                )
+            })?,
+        };
+        // Platforms build side by side, at most `jobs` at a time, sharing the threads.
+        let parallel = self.jobs.min(targets.len()).max(1);
+        let jobs = (self.jobs / parallel).max(1);
+        let context_scan = OnceLock::new();
+        let stat_cache = cache::StatCache::load(store.root());
+        let in_flight = cache::InFlight::default();
+        let shared = Shared {
+            context: &context_scan,
+            stat_cache: &stat_cache,
+            in_flight: &in_flight,
+        };
+        let mut ctxs = Vec::with_capacity(targets.len());
+        for platform in &targets {
+            ctxs.push(self.context(
+                request,
+                progress,
+                &store,
+                scratch.path(),
+                dockerfile_path.clone(),
+                platform,
+                has_run,
+                jobs,
+                cancel.clone(),
+                shared,
+            )?);
+        }
+
+        let mut planned = Vec::with_capacity(targets.len());
+        for (ctx, (_, opts)) in ctxs.iter().zip(&options) {
+            let (graph, base_images) = planning::plan_with_base_images(
+                &ast,
+                &name,
+                &text,
+                opts.clone(),
+                &ctx.fetcher,
+                &request.build_contexts,
+            )?;
+            planned.push((graph, base_images));
+        }
+        for (ctx, (graph, _)) in ctxs.iter_mut().zip(&planned) {
+            ctx.no_cache_stages = no_cache_stages(graph, &request.no_cache_filter)?;
+        }
+        let total_steps: usize = planned
+            .iter()
+            .map(|(graph, _)| {
+                graph
+                    .build_order()
+                    .iter()
+                    .map(|i| graph.stages[*i].instructions.len() + 1)
+                    .sum::<usize>()
+            })
+            .sum();
+        progress.event(&ProgressEvent::BuildStarted {
+            build_id: format!("{:x}", started_nanos()),
+            platforms: targets.iter().map(Platform::to_string).collect(),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            total_steps,
+        });
+
+        let built = if ctxs.len() == 1 {
+            vec![build_platform(&ctxs[0], &planned[0].0, &planned[0].1)?]
+        } else {
+            build_platforms(&ctxs, &planned, parallel, &cancel)?
+        };
+        let (mut root, config) = match built.as_slice() {
+            [one] => (one.image.manifest.clone(), Some(one.image.config.clone())),
+            many => {
+                let manifests: Vec<_> = many
+                    .iter()
+                    .map(|b| {
+                        let mut desc = b.image.manifest.clone();
+                        // The index lists each image under the platform it was built for.
+                        desc.platform = Some(b.platform.clone());
+                        desc.annotations = request
+                            .annotations
+                            .for_target(AnnotationTarget::ManifestDescriptor, Some(&b.platform));
+                        desc
+                    })
+                    .collect();
+                let annotations = request
+                    .annotations
+                    .for_target(AnnotationTarget::Index, None);
+                (write_index(&store, &manifests, annotations)?, None)
+            }
+        };
+        // `index-descriptor:` annotations go on the image's entry in an OCI layout's index.json.
+        root.annotations.extend(
+            request
+                .annotations
+                .for_target(AnnotationTarget::IndexDescriptor, None),
+        );
+        let images: Vec<Descriptor> = built.iter().map(|b| b.image.manifest.clone()).collect();
+        let mut outcome = BuildOutcome {
+            image_digest: root.digest.to_string(),
+            config_digest: config.as_ref().map(|c| c.digest.to_string()),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            operations: 0,
+            cache_hits: 0,
+            bytes_read: 0,
+            bytes_written: 0,
+            steps: Vec::new(),
+        };
+        outputs::deliver(&ctxs, &root, config.as_ref(), &images, &tags, &mut outcome)?;
+        // Imported records whose blobs this build fetched become the store's own, so the next
+        // build hits without --cache-from.
+        let used: Vec<(cache::CacheKey, cache::Record)> = ctxs
+            .iter()
+            .flat_map(|c| c.used.lock().map(|u| u.clone()).unwrap_or_default())
+            .collect();
+        for (key, record) in &used {
+            if store.has(&record.digest) && ctxs[0].cache.get(key, &store).is_none() {
+                ctxs[0].cache.put(key, record);
+            }
+        }
+        for target in &request.cache_to {
+            let records = match target.mode {
+                crate::backend::CacheMode::Min => {
+                    built.iter().flat_map(|b| b.chain.iter().cloned()).collect()
+                }
+                crate::backend::CacheMode::Max => used.clone(),
+            };
+            cache_io::export(&ctxs[0], target, &records)?;
+        }
+        Counters::fill_all(&ctxs, &mut outcome);
+        Ok(outcome)
+    }
+
+    /// What the steps of one platform's build share.
+    #[allow(clippy::too_many_arguments)]
+    fn context<'a>(
+        &'a self,
+        request: &'a BuildRequest,
+        progress: &'a dyn ProgressSink,
+        store: &'a Store,
+        scratch: &'a std::path::Path,
+        dockerfile_path: Option<PathBuf>,
+        platform: &'a Platform,
+        has_run: bool,
+        jobs: usize,
+        cancel: CancelToken,
+        shared: Shared<'a>,
+    ) -> Result<BuildCtx<'a>, Error> {
         // Probe what RUN steps may use while the first stages pull and copy; the answer is
         // checked before the first RUN, so a forbidden sandbox fails before any RUN work.
         let preflight = has_run.then(|| {
             let helper = self.sandbox_helper.clone();
-            std::thread::spawn(move || crate::exec::doctor::diagnose(&helper).best_sandbox())
+            let mode = self.sandbox_mode;
+            std::thread::spawn(move || crate::exec::doctor::diagnose(&helper).select(mode))
         });
         let now = request
             .source_date_epoch
             .unwrap_or_else(|| chrono::Utc::now().timestamp());
-        let ctx = BuildCtx {
-            store: &store,
+        Ok(BuildCtx {
+            store,
             fetcher: Fetcher {
-                store: &store,
+                store,
                 registry: self.registry.as_deref(),
-                platform: &platform,
+                platform,
                 progress,
+                pull: request.pull,
             },
             url_fetcher: self.url_fetcher.as_deref(),
             request,
-            scratch: scratch.path(),
-            context: OnceLock::new(),
+            scratch,
+            context: shared.context,
             dockerfile_path,
             created: rfc3339(now),
             build_time: now,
             layer_opts: LayerOptions {
                 compression: self.compression,
-                threads: self.jobs,
+                threads: jobs,
                 source_date_epoch: request.source_date_epoch,
                 docker_media_types: false,
             },
             progress,
-            jobs: self.jobs,
+            jobs,
             sandbox_helper: self.sandbox_helper.clone(),
             snapshotter: self.snapshotter,
-            cancel: match &self.cancel {
-                Some(c) => c.clone(),
-                None => CancelToken::new().map_err(|e| {
-                    Error::new(
-                        ExitCode::Resource,
-                        format!("cannot create a cancel pipe: {e}"),
-                    )
-                })?,
-            },
+            sandbox_mode: self.sandbox_mode,
+            cancel,
             sandbox: OnceLock::new(),
             cache: cache::CacheStore::open(store.root())?,
-            stat_cache: cache::StatCache::load(store.root()),
+            stat_cache: shared.stat_cache,
+            in_flight: shared.in_flight,
             no_cache: request.no_cache,
             no_cache_stages: Default::default(),
             // `--no-cache` looks nothing up: do not fetch what would not be read.
@@ -484,79 +691,136 @@ impl LocalBackend {
             used: Default::default(),
             stats: Counters::default(),
             preflight: std::sync::Mutex::new(preflight),
-        };
-
-        let (graph, base_images) = planning::plan_with_base_images(
-            &ast,
-            &name,
-            &text,
-            opts,
-            &ctx.fetcher,
-            &request.build_contexts,
-        )?;
-        let mut ctx = ctx;
-        ctx.no_cache_stages = no_cache_stages(&graph, &request.no_cache_filter)?;
-        let ctx = ctx;
-        let order = graph.build_order();
-        let total_steps: usize = order
-            .iter()
-            .map(|i| graph.stages[*i].instructions.len() + 1)
-            .sum();
-        progress.event(&ProgressEvent::BuildStarted {
-            build_id: format!("{:x}", started_nanos()),
-            platforms: vec![platform.to_string()],
-            tags: tags.iter().map(|t| t.to_string()).collect(),
-            total_steps,
-        });
-
-        let done = run_stages(&ctx, &graph, &order, &base_images, &ctx.stats, self.jobs)?;
-        let mut done = done;
-        let mut final_state = done
-            .remove(&graph.target)
-            .ok_or_else(|| Error::new(ExitCode::General, "the target stage was not built"))?;
-        ctx.stat_cache.save();
-        // The image is as new as its newest layer (an unchanged rebuild is the same image).
-        let created = final_state
-            .last_created
-            .clone()
-            .unwrap_or_else(|| ctx.created.clone());
-        let config = final_state.builder.config_mut();
-        config.created = Some(created);
-        for (k, v) in &request.labels {
-            config.config.labels.insert(k.clone(), v.clone());
-        }
-        let image = final_state.builder.write(&store)?;
-        let stats = &ctx.stats;
-        let mut outcome = BuildOutcome {
-            image_digest: image.manifest.digest.to_string(),
-            config_digest: Some(image.config.digest.to_string()),
-            tags: tags.iter().map(|t| t.to_string()).collect(),
-            operations: stats.operations.load(Ordering::Relaxed),
-            cache_hits: stats.cache_hits.load(Ordering::Relaxed),
-            bytes_read: 0,
-            bytes_written: 0,
-            steps: stats.steps.lock().map(|s| s.clone()).unwrap_or_default(),
-        };
-        outputs::deliver(&ctx, &image, &tags, &mut outcome)?;
-        // Imported records whose blobs this build fetched become the store's own, so the next
-        // build hits without --cache-from.
-        for (key, record) in ctx.used.lock().map(|u| u.clone()).unwrap_or_default() {
-            if store.has(&record.digest) && ctx.cache.get(&key, &store).is_none() {
-                ctx.cache.put(&key, &record);
-            }
-        }
-        for target in &request.cache_to {
-            let records = match target.mode {
-                crate::backend::CacheMode::Min => final_state.chain.clone(),
-                crate::backend::CacheMode::Max => {
-                    ctx.used.lock().map(|u| u.clone()).unwrap_or_default()
-                }
-            };
-            cache_io::export(&ctx, target, &records)?;
-        }
-        stats.fill(&ctx, &mut outcome);
-        Ok(outcome)
+            rung: OnceLock::new(),
+        })
     }
+}
+
+/// What the platforms of one build share.
+#[derive(Clone, Copy)]
+struct Shared<'a> {
+    context: &'a OnceLock<ContextScan>,
+    stat_cache: &'a cache::StatCache,
+    in_flight: &'a cache::InFlight,
+}
+
+/// One platform's finished image.
+struct PlatformImage {
+    platform: Platform,
+    image: BuiltImage,
+    /// The cache records of the image's layers, for `--cache-to mode=min`.
+    chain: Vec<(cache::CacheKey, cache::Record)>,
+}
+
+/// Build one platform's stages and write its image (config and manifest) into the store.
+fn build_platform(
+    ctx: &BuildCtx<'_>,
+    graph: &plan::BuildGraph,
+    base_images: &BTreeMap<planning::BaseKey, StoredImage>,
+) -> Result<PlatformImage, Error> {
+    let order = graph.build_order();
+    let mut done = run_stages(ctx, graph, &order, base_images, &ctx.stats, ctx.jobs)?;
+    let mut final_state = done
+        .remove(&graph.target)
+        .ok_or_else(|| Error::new(ExitCode::General, "the target stage was not built"))?;
+    ctx.stat_cache.save();
+    // The image is as new as its newest layer (an unchanged rebuild is the same image).
+    let created = final_state
+        .last_created
+        .clone()
+        .unwrap_or_else(|| ctx.created.clone());
+    let config = final_state.builder.config_mut();
+    config.created = Some(created);
+    for (k, v) in &ctx.request.labels {
+        config.config.labels.insert(k.clone(), v.clone());
+    }
+    let platform = ctx.fetcher.platform.clone();
+    for (k, v) in ctx
+        .request
+        .annotations
+        .for_target(AnnotationTarget::Manifest, Some(&platform))
+    {
+        final_state.builder.annotate(k, v);
+    }
+    let image = final_state.builder.write(ctx.store)?;
+    Ok(PlatformImage {
+        platform,
+        image,
+        chain: final_state.chain,
+    })
+}
+
+/// Build several platforms side by side (at most `parallel` at once). The first failure
+/// cancels the others and is the build's error; results keep the order of `ctxs`.
+fn build_platforms(
+    ctxs: &[BuildCtx<'_>],
+    planned: &[(plan::BuildGraph, BTreeMap<planning::BaseKey, StoredImage>)],
+    parallel: usize,
+    cancel: &CancelToken,
+) -> Result<Vec<PlatformImage>, Error> {
+    let next = AtomicUsize::new(0);
+    let results: Vec<std::sync::Mutex<Option<PlatformImage>>> =
+        ctxs.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    let first_error: std::sync::Mutex<Option<Error>> = std::sync::Mutex::new(None);
+    std::thread::scope(|scope| {
+        for _ in 0..parallel {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= ctxs.len() || cancel.is_cancelled() {
+                        return;
+                    }
+                    match build_platform(&ctxs[i], &planned[i].0, &planned[i].1) {
+                        Ok(image) => {
+                            if let Ok(mut slot) = results[i].lock() {
+                                *slot = Some(image);
+                            }
+                        }
+                        Err(e) => {
+                            let e = Error::new(
+                                e.exit_code(),
+                                format!("platform {}: {e}", ctxs[i].fetcher.platform),
+                            );
+                            // The failure that cancelled the others is the one to report,
+                            // not a platform that stopped because of it.
+                            if let Ok(mut slot) = first_error.lock() {
+                                let replace = match slot.as_ref() {
+                                    None => true,
+                                    Some(old) => {
+                                        old.exit_code() == ExitCode::Cancelled
+                                            && e.exit_code() != ExitCode::Cancelled
+                                    }
+                                };
+                                if replace {
+                                    *slot = Some(e);
+                                }
+                            }
+                            cancel.cancel();
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = first_error.into_inner().ok().flatten() {
+        return Err(e);
+    }
+    results
+        .into_iter()
+        .zip(ctxs)
+        .map(|(slot, ctx)| {
+            slot.into_inner().ok().flatten().ok_or_else(|| {
+                Error::new(
+                    ExitCode::Cancelled,
+                    format!(
+                        "the build for {} was cancelled before it finished",
+                        ctx.fetcher.platform
+                    ),
+                )
+            })
+        })
+        .collect()
 }
 
 /// The stages `--no-cache-filter` names: by `AS` name (any case), by display name
@@ -615,10 +879,19 @@ pub(crate) struct Counters {
 }
 
 impl Counters {
-    /// Copy the byte counters into `outcome` (context bytes come from the stat cache).
-    pub(crate) fn fill(&self, ctx: &BuildCtx<'_>, outcome: &mut BuildOutcome) {
-        outcome.bytes_read = self.bytes_read.load(Ordering::Relaxed) + ctx.stat_cache.bytes_read();
-        outcome.bytes_written = self.bytes_written.load(Ordering::Relaxed);
+    /// Sum the counters of every platform's build into `outcome` (context bytes come from the
+    /// stat cache the platforms share).
+    pub(crate) fn fill_all(ctxs: &[BuildCtx<'_>], outcome: &mut BuildOutcome) {
+        let sum = |f: &dyn Fn(&Counters) -> u64| ctxs.iter().map(|c| f(&c.stats)).sum::<u64>();
+        outcome.operations = sum(&|c| c.operations.load(Ordering::Relaxed) as u64) as usize;
+        outcome.cache_hits = sum(&|c| c.cache_hits.load(Ordering::Relaxed) as u64) as usize;
+        outcome.bytes_read = sum(&|c| c.bytes_read.load(Ordering::Relaxed))
+            + ctxs.first().map_or(0, |c| c.stat_cache.bytes_read());
+        outcome.bytes_written = sum(&|c| c.bytes_written.load(Ordering::Relaxed));
+        outcome.steps = ctxs
+            .iter()
+            .flat_map(|c| c.stats.steps.lock().map(|s| s.clone()).unwrap_or_default())
+            .collect();
     }
 
     fn step(&self, id: &StepId, instruction: String, cache_hit: bool, took: std::time::Duration) {
@@ -641,7 +914,7 @@ fn run_stages(
     ctx: &BuildCtx<'_>,
     graph: &plan::BuildGraph,
     order: &[usize],
-    base_images: &BTreeMap<String, StoredImage>,
+    base_images: &BTreeMap<planning::BaseKey, StoredImage>,
     counters: &Counters,
     jobs: usize,
 ) -> Result<BTreeMap<usize, StageState>, Error> {
@@ -707,7 +980,7 @@ fn build_stage(
     ctx: &BuildCtx<'_>,
     graph: &plan::BuildGraph,
     index: usize,
-    base_images: &BTreeMap<String, StoredImage>,
+    base_images: &BTreeMap<planning::BaseKey, StoredImage>,
     done: &BTreeMap<usize, StageState>,
     counters: &Counters,
 ) -> Result<StageState, Error> {
@@ -731,7 +1004,10 @@ fn build_stage(
         description: format!("FROM {}", stage.base_name),
     });
     let mut state = match &stage.base {
-        StageBase::Scratch => StageState::scratch(ctx.fetcher.platform),
+        StageBase::Scratch => match &stage.platform {
+            Some(p) => StageState::scratch(&Platform::parse(p)?),
+            None => StageState::scratch(ctx.fetcher.platform),
+        },
         StageBase::Stage(i) => {
             let mut state = done.get(i).cloned().ok_or_else(|| {
                 Error::new(
@@ -745,11 +1021,18 @@ fn build_stage(
             state
         }
         StageBase::Image(name) => {
-            let mut state = match base_images.get(name) {
+            let key = (name.clone(), stage.platform.clone());
+            let mut state = match base_images.get(&key) {
                 Some(image) => StageState::from_image(ctx.store, image)?,
-                None => ctx
-                    .fetcher
-                    .stage_state(&classify(name, &ctx.request.build_contexts)?)?,
+                None => {
+                    let image = planning::fetch_for(
+                        &ctx.fetcher,
+                        name,
+                        stage.platform.as_deref(),
+                        &ctx.request.build_contexts,
+                    )?;
+                    StageState::from_image(ctx.store, &image)?
+                }
             };
             // The image's ONBUILD triggers ran in this stage (see the plan).
             state.builder.config_mut().config.on_build.clear();
@@ -761,6 +1044,12 @@ fn build_stage(
     };
     state.cmd_set = false;
     state.no_cache = ctx.no_cache_stages.contains(&index);
+    // A stage on another platform than the target keys its steps by that platform (a base
+    // stage's is inherited with its state).
+    if let Some(p) = &stage.platform {
+        let p = Platform::parse(p)?;
+        state.platform = (!p.matches(ctx.fetcher.platform)).then_some(p);
+    }
     counters.operations.fetch_add(1, Ordering::Relaxed);
     let took = step_started.elapsed();
     counters.step(&from_id, format!("FROM {}", stage.base_name), false, took);

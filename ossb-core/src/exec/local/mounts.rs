@@ -126,7 +126,7 @@ fn secret_value(ctx: &BuildCtx<'_>, id: &str) -> Result<Option<Vec<u8>>, Error> 
                 ),
             )
         })?,
-        SecretFrom::Env(var) => match std::env::var_os(var) {
+        SecretFrom::Env(var) => match crate::exec::sandbox::env_var(var) {
             Some(v) => std::os::unix::ffi::OsStringExt::into_vec(v),
             None => return Ok(None),
         },

@@ -6,8 +6,8 @@ use crate::backend::{BuildOutcome, Output};
 use crate::error::{Error, ExitCode};
 use crate::exec::transfer;
 use crate::image::archive::write_docker_archive;
-use crate::image::builder::BuiltImage;
 use crate::image::layout::{read_manifest, write_layout_dir, write_layout_tar};
+use crate::image::oci::Descriptor;
 use crate::reference::Reference;
 use std::path::Path;
 
@@ -39,25 +39,35 @@ pub fn write_atomic(path: &Path, bytes: &[u8], what: &str) -> Result<(), Error> 
     Ok(())
 }
 
-/// Deliver `image` to every requested output, then write `--iidfile` and `--metadata-file`
-/// (with `outcome`'s counters).
+/// Deliver the image `root` (a manifest, or the index of a multi-platform build whose images
+/// are `images`) to every requested output, then write `--iidfile` and `--metadata-file` (with
+/// the counters of every platform's build, `ctxs`). `config` is the config of a
+/// single-platform image (the image id that `--iidfile` gets; a multi-platform build writes the
+/// index digest there).
 pub fn deliver(
-    ctx: &BuildCtx<'_>,
-    image: &BuiltImage,
+    ctxs: &[BuildCtx<'_>],
+    root: &Descriptor,
+    config: Option<&Descriptor>,
+    images: &[Descriptor],
     tags: &[Reference],
     outcome: &mut BuildOutcome,
 ) -> Result<(), Error> {
+    let Some(ctx) = ctxs.first() else {
+        return Ok(());
+    };
     let outputs = if ctx.request.outputs.is_empty() {
         vec![Output::Store]
     } else {
         ctx.request.outputs.clone()
     };
-    let layers: Vec<(crate::image::digest::Digest, u64)> =
-        read_manifest(ctx.store, &image.manifest)?
-            .layers
-            .iter()
-            .map(|l| (l.digest.clone(), l.size))
-            .collect();
+    let mut layers: Vec<(crate::image::digest::Digest, u64)> = Vec::new();
+    for image in images {
+        for l in read_manifest(ctx.store, image)?.layers {
+            if !layers.iter().any(|(d, _)| *d == l.digest) {
+                layers.push((l.digest, l.size));
+            }
+        }
+    }
     // Layers reused from a --cache-from cache are fetched only for outputs that hold them.
     if outputs
         .iter()
@@ -70,10 +80,9 @@ pub fn deliver(
         match output {
             Output::Store => {
                 for tag in tags {
-                    ctx.store.set_ref(&tag.to_string(), &image.manifest)?;
+                    ctx.store.set_ref(&tag.to_string(), root)?;
                 }
-                ctx.store
-                    .set_ref(&image.manifest.digest.to_string(), &image.manifest)?;
+                ctx.store.set_ref(&root.digest.to_string(), root)?;
             }
             Output::Oci { dest } => {
                 let ref_name = tags
@@ -88,14 +97,14 @@ pub fn deliver(
                     )
                     .map_err(|e| io_err("OCI layout tar", dest, e))?;
                     let mut w = std::io::BufWriter::new(file);
-                    write_layout_tar(ctx.store, &image.manifest, ref_name.as_deref(), &mut w)?;
+                    write_layout_tar(ctx.store, root, ref_name.as_deref(), &mut w)?;
                     let file = w
                         .into_inner()
                         .map_err(|e| io_err("OCI layout tar", dest, e.error()))?;
                     file.persist(dest)
                         .map_err(|e| io_err("OCI layout tar", dest, e.error))?;
                 } else {
-                    write_layout_dir(ctx.store, &image.manifest, dest, ref_name.as_deref())?;
+                    write_layout_dir(ctx.store, root, dest, ref_name.as_deref())?;
                 }
             }
             Output::Docker { dest } => {
@@ -107,7 +116,7 @@ pub fn deliver(
                 )
                 .map_err(|e| io_err("docker archive", dest, e))?;
                 let mut w = std::io::BufWriter::new(file);
-                write_docker_archive(ctx.store, &image.manifest, &names, &mut w)?;
+                write_docker_archive(ctx.store, root, &names, &mut w)?;
                 let file = w
                     .into_inner()
                     .map_err(|e| io_err("docker archive", dest, e.error()))?;
@@ -138,31 +147,20 @@ pub fn deliver(
                     for (digest, size) in &layers {
                         super::cache_io::prepare_remote_blob(ctx, port, target, digest, *size)?;
                     }
-                    transfer::push(
-                        ctx.store,
-                        port,
-                        target,
-                        &image.manifest,
-                        ctx.jobs,
-                        ctx.progress,
-                    )?;
+                    transfer::push(ctx.store, port, target, root, ctx.jobs, ctx.progress)?;
                 }
             }
         }
     }
+    let image_id = config.unwrap_or(root).digest.to_string();
     if let Some(path) = &ctx.request.iidfile {
-        write_atomic(
-            path,
-            image.config.digest.to_string().as_bytes(),
-            "--iidfile",
-        )?;
+        write_atomic(path, image_id.as_bytes(), "--iidfile")?;
     }
-    ctx.stats.fill(ctx, outcome);
+    super::Counters::fill_all(ctxs, outcome);
     if let Some(path) = &ctx.request.metadata_file {
-        let meta = serde_json::json!({
-            "containerimage.digest": image.manifest.digest.to_string(),
-            "containerimage.config.digest": image.config.digest.to_string(),
-            "containerimage.descriptor": image.manifest,
+        let mut meta = serde_json::json!({
+            "containerimage.digest": root.digest.to_string(),
+            "containerimage.descriptor": root,
             "image.name": tags.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(","),
             "ossb.build": {
                 "operations": outcome.operations,
@@ -172,6 +170,9 @@ pub fn deliver(
                 "steps": outcome.steps,
             },
         });
+        if let Some(config) = config {
+            meta["containerimage.config.digest"] = config.digest.to_string().into();
+        }
         let bytes = serde_json::to_vec_pretty(&meta).map_err(|e| {
             Error::new(ExitCode::General, format!("cannot serialise metadata: {e}"))
         })?;

@@ -6,7 +6,9 @@ use super::cache::{KeyBuilder, Record};
 use super::mounts;
 use super::state::StageState;
 use super::steps::StepResult;
+use crate::backend::RunNetwork;
 use crate::error::{Error, ExitCode};
+use crate::exec::binfmt;
 use crate::exec::sandbox::{Network, RunSpec, SandboxError};
 use crate::exec::snapshot;
 use crate::exec::{Root, resolve_user};
@@ -37,7 +39,10 @@ pub fn ensure_rootfs(
     let dir = ctx.materialize(&layers)?;
     let path = dir.path().to_path_buf();
     state.rootfs = Some(Arc::new(dir));
-    tracing::debug!(component = "exec", snapshotter = ?ctx.snapshotter, "stage filesystem unpacked for RUN steps");
+    tracing::debug!(
+        component = "exec",
+        "stage filesystem unpacked for RUN steps"
+    );
     Ok(path)
 }
 
@@ -154,10 +159,13 @@ pub fn execute(
     key.field("env", cfg.env.join("\0").as_bytes());
     key.field("user", cfg.user.as_bytes());
     key.field("cwd", cfg.working_dir.as_bytes());
-    key.field("network", format!("{:?}", run.network).as_bytes());
+    let network = effective_network(run.network, ctx.request.network);
+    key.field("network", format!("{network:?}").as_bytes());
     // The mount specs and bind sources' contents; never a secret's value.
     mounts::add_to_key(ctx, step, run, done, &mut key)?;
     let key = key.finish();
+    // Another platform running the same step right now: wait for it, then take its record.
+    let _claim = ctx.in_flight.claim(&key);
     if let Some(record) = ctx.lookup(state, &key) {
         if state.rootfs.is_none() && (!state.deferred.is_empty() || !ctx.store.has(&record.digest))
         {
@@ -230,7 +238,7 @@ pub fn execute(
         gid,
         groups: Vec::new(),
         hostname: "ossb".into(),
-        network: match run.network {
+        network: match network {
             PlanNetwork::None => Network::None,
             _ => Network::Host,
         },
@@ -238,9 +246,10 @@ pub fn execute(
         mounts: prepared.mounts.clone(),
     };
 
+    check_emulator(state, &lower)?;
     let sandbox = ctx.sandbox()?;
     let mut snap = snapshot::open(
-        ctx.snapshotter,
+        ctx.snapshotter(sandbox.rung()),
         lower.clone(),
         ctx.scratch.to_path_buf(),
         sandbox.id_map().clone(),
@@ -317,6 +326,31 @@ pub fn execute(
         bytes: info.uncompressed_size,
         cache_hit: false,
     })
+}
+
+/// The network of a RUN step: its own `--network`, else the build's `--network`.
+fn effective_network(step: PlanNetwork, build: RunNetwork) -> PlanNetwork {
+    match (step, build) {
+        (PlanNetwork::Default, RunNetwork::Host) => PlanNetwork::Host,
+        (PlanNetwork::Default, RunNetwork::None) => PlanNetwork::None,
+        (step, _) => step,
+    }
+}
+
+/// A RUN step for another architecture runs through a `binfmt_misc` emulator; the build
+/// checked that one is registered, and here, with the root filesystem at hand, that a handler
+/// without the F flag finds its interpreter inside it.
+fn check_emulator(state: &StageState, rootfs: &std::path::Path) -> Result<(), Error> {
+    let platform = state.builder.platform();
+    if platform.architecture.is_empty() || platform.os.is_empty() {
+        return Ok(());
+    }
+    let host = crate::image::oci::Platform::host();
+    let dir = std::path::Path::new(binfmt::BINFMT_DIR);
+    match binfmt::emulation_for(&host, &platform.normalize(), dir)? {
+        binfmt::Emulation::Native => Ok(()),
+        binfmt::Emulation::Handler(h) => binfmt::check_interpreter_in_root(&h, &platform, rootfs),
+    }
 }
 
 fn sandbox_error(e: SandboxError, argv: &[String]) -> Error {

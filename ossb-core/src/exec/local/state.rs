@@ -33,6 +33,10 @@ pub struct StageState {
     pub chain: Vec<(super::cache::CacheKey, super::cache::Record)>,
     /// `--no-cache-filter` names this stage: its steps ignore the cache.
     pub no_cache: bool,
+    /// The platform the stage builds for when it is not the build's target (`FROM
+    /// --platform=...`, or inherited from such a base stage); `None` means the target. Step
+    /// keys use it, so the platforms of a multi-platform build share such a stage's steps.
+    pub platform: Option<Platform>,
 }
 
 impl StageState {
@@ -88,6 +92,7 @@ impl StageState {
             deferred: Vec::new(),
             chain: Vec::new(),
             no_cache: false,
+            platform: None,
         }
     }
 
@@ -125,6 +130,7 @@ impl StageState {
             deferred: Vec::new(),
             chain: Vec::new(),
             no_cache: false,
+            platform: None,
         })
     }
 }

@@ -164,8 +164,10 @@ fn commit_layer(
     created_by: String,
     mut key: KeyBuilder,
 ) -> Result<StepResult, Error> {
-    add_entries(&mut key, &entries, &ctx.stat_cache, ctx.jobs)?;
+    add_entries(&mut key, &entries, ctx.stat_cache, ctx.jobs)?;
     let key = key.finish();
+    // Another platform making the same layer right now: wait for it, then take its record.
+    let _claim = ctx.in_flight.claim(&key);
     if let Some(record) = ctx.lookup(state, &key) {
         state.index.apply_entries(&entries);
         super::run::apply_layer_to_rootfs(ctx, state, &record.digest, record.size)?;
@@ -588,7 +590,8 @@ fn step_key(ctx: &BuildCtx<'_>, state: &StageState, step: &Step) -> KeyBuilder {
         let value = step.build_args.get(name).map(String::as_str).unwrap_or("");
         k.field(name, value.as_bytes());
     }
-    k.field("platform", ctx.fetcher.platform.to_string().as_bytes());
+    let platform = state.platform.as_ref().unwrap_or(ctx.fetcher.platform);
+    k.field("platform", platform.to_string().as_bytes());
     k
 }
 

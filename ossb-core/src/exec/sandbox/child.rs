@@ -5,7 +5,12 @@
 //! `move_mount` onto the resolved fd, so symlinks planted in the rootfs cannot redirect a mount
 //! to the host. After `pivot_root` the old root is detached, every fd above 2 is closed and the
 //! working directory is checked to be inside the new root (CVE-2024-21626).
+//!
+//! The reduced rung differs only in `/proc` (a recursive bind of the existing one); the chroot
+//! rung replaces the namespaces, mounts and `pivot_root` with `chroot.rs` and shares the rest
+//! (working directory, identity, fds, `execve`).
 
+use super::Rung;
 use super::protocol::{self, FromInit, InitConfig, RootMount};
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 use rustix::mount::{
@@ -70,6 +75,26 @@ fn setup_and_exec(
 ) -> Result<Never, Failure> {
     rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
         .map_err(at("setting the parent-death signal"))?;
+    if cfg.rung == Rung::Chroot {
+        // Its own process group, so the init can kill whatever the step leaves behind.
+        rustix::process::setpgid(None, None).map_err(at("creating a process group"))?;
+        let mut stubs = Stubs::default();
+        let entered = super::chroot::enter(cfg, &mut stubs, &mut |text| {
+            send(msg, &FromInit::Warning { text })
+        });
+        // The stubs are reported even when entering failed, so the parent removes them.
+        if !stubs.paths.is_empty() {
+            send(msg, &FromInit::Stubs { paths: stubs.paths });
+        }
+        entered?;
+    } else {
+        mount_and_pivot(cfg, msg)?;
+    }
+    run_command(cfg, msg, owner_sock)
+}
+
+/// The namespace rungs: mounts in the new mount namespace, then `pivot_root`.
+fn mount_and_pivot(cfg: &InitConfig, msg: &OwnedFd) -> Result<(), Failure> {
     rustix::mount::mount_change(
         "/",
         MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
@@ -84,17 +109,39 @@ fn setup_and_exec(
     .map_err(at("opening the new root"))?;
     let mut stubs = Stubs::default();
 
-    // /proc: a fresh procfs of the new PID namespace.
     let target = ensure(&root, "proc", true, &mut stubs)?;
-    let fs = fsopen_ctx("proc", &[], &[])?;
-    attach(
-        &fs,
-        &target,
-        MountAttrFlags::MOUNT_ATTR_NOSUID
-            | MountAttrFlags::MOUNT_ATTR_NODEV
-            | MountAttrFlags::MOUNT_ATTR_NOEXEC,
-        "/proc",
-    )?;
+    if cfg.rung == Rung::Reduced {
+        // /proc: the existing one with everything mounted over it (a runtime's masks are
+        // locked in this user namespace and must come along: only a recursive bind may copy
+        // them). OSSB itself is non-dumpable, so its entries there are closed to the step.
+        let src = rustix::mount::open_tree(
+            rustix::fs::CWD,
+            "/proc",
+            OpenTreeFlags::OPEN_TREE_CLONE
+                | OpenTreeFlags::OPEN_TREE_CLOEXEC
+                | OpenTreeFlags::AT_RECURSIVE,
+        )
+        .map_err(at("cloning the existing /proc"))?;
+        rustix::mount::move_mount(
+            &src,
+            "",
+            &target,
+            "",
+            MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+        )
+        .map_err(at("mounting /proc"))?;
+    } else {
+        // /proc: a fresh procfs of the new PID namespace.
+        let fs = fsopen_ctx("proc", &[], &[])?;
+        attach(
+            &fs,
+            &target,
+            MountAttrFlags::MOUNT_ATTR_NOSUID
+                | MountAttrFlags::MOUNT_ATTR_NODEV
+                | MountAttrFlags::MOUNT_ATTR_NOEXEC,
+            "/proc",
+        )?;
+    }
 
     // /dev: a small tmpfs with the host's harmless devices bound in.
     let target = ensure(&root, "dev", true, &mut stubs)?;
@@ -234,7 +281,15 @@ fn setup_and_exec(
     rustix::process::pivot_root(".", ".").map_err(at("pivot_root"))?;
     rustix::mount::unmount(".", UnmountFlags::DETACH).map_err(at("detaching the old root"))?;
     rustix::process::chdir("/").map_err(at("chdir /"))?;
+    Ok(())
+}
 
+/// Both kinds of rung, inside the new root: working directory, identity, fds, `execve`.
+fn run_command(
+    cfg: &InitConfig,
+    msg: &OwnedFd,
+    owner_sock: Option<UnixStream>,
+) -> Result<Never, Failure> {
     // The working directory, created as container root when missing.
     std::fs::create_dir_all(&cfg.cwd).map_err(|e| {
         (

@@ -50,6 +50,14 @@ pub enum SandboxError {
         /// The error.
         error: String,
     },
+    /// The chosen rung of the execution ladder cannot run steps in this build or here.
+    #[error("the {rung} sandbox is not available: {cause}")]
+    RungUnavailable {
+        /// The rung.
+        rung: super::Rung,
+        /// Why, in plain words.
+        cause: String,
+    },
     /// An I/O error on the host side.
     #[error("sandbox i/o error while {context}: {source}")]
     Io {

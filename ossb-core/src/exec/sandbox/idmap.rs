@@ -57,14 +57,25 @@ impl IdMap {
         let uid = rustix::process::geteuid().as_raw();
         let gid = rustix::process::getegid().as_raw();
         if uid == 0 {
+            // Root maps what its own namespace has: every id in the initial namespace, only
+            // the mapped ones inside a user namespace (a rootless container, `unshare -Ur`),
+            // where writing more than that is refused.
+            let own = |path: &str| own_ranges(&std::fs::read_to_string(path).unwrap_or_default());
             let all = vec![IdRange {
                 inside: 0,
                 outside: 0,
                 count: u32::MAX,
             }];
+            let uids = own("/proc/self/uid_map");
+            let gids = own("/proc/self/gid_map");
+            let (uids, gids) = if uids.is_empty() || gids.is_empty() {
+                (all.clone(), all)
+            } else {
+                (uids, gids)
+            };
             return IdMap {
-                uids: all.clone(),
-                gids: all,
+                uids,
+                gids,
                 method: MapMethod::Direct,
             };
         }
@@ -165,6 +176,22 @@ impl IdMap {
     }
 }
 
+/// The ids this process's namespace has, from its `/proc/self/{uid,gid}_map` text, as an
+/// identity mapping (a child namespace's map names ids of its parent, that is ours).
+fn own_ranges(text: &str) -> Vec<IdRange> {
+    text.lines()
+        .filter_map(|line| {
+            let mut f = line.split_whitespace().map(|v| v.parse::<u32>().ok());
+            let (inside, _outside, count) = (f.next()??, f.next()??, f.next()??);
+            Some(IdRange {
+                inside,
+                outside: inside,
+                count,
+            })
+        })
+        .collect()
+}
+
 fn map_forward(ranges: &[IdRange], id: u32) -> Option<u32> {
     ranges.iter().find_map(|r| {
         let off = id.checked_sub(r.inside)?;
@@ -254,6 +281,34 @@ pub fn sub_ranges(file: &Path, uid: u32, name: Option<&str>) -> Vec<SubRange> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn root_in_a_user_namespace_maps_only_its_own_ids() {
+        assert_eq!(
+            own_ranges("         0          0 4294967295\n"),
+            vec![IdRange {
+                inside: 0,
+                outside: 0,
+                count: u32::MAX
+            }]
+        );
+        assert_eq!(
+            own_ranges("0 1000 1\n1 100000 65536\n"),
+            vec![
+                IdRange {
+                    inside: 0,
+                    outside: 0,
+                    count: 1
+                },
+                IdRange {
+                    inside: 1,
+                    outside: 1,
+                    count: 65536
+                }
+            ]
+        );
+        assert!(own_ranges("").is_empty());
+    }
 
     #[test]
     fn maps_both_ways() {

@@ -54,7 +54,17 @@ fn run(out: &mut std::io::Stdout) -> Result<(), Failure> {
     if cfg.network_none {
         flags |= UnshareFlags::NEWNET;
     }
-    unshare(flags).map_err(fail(super::STAGE_UNSHARE))?;
+    if cfg.rung.namespaces() {
+        unshare(flags).map_err(fail(super::STAGE_UNSHARE))?;
+    } else {
+        // Chroot rung: the step is root in the same namespaces as this process, which stays
+        // outside the chroot; non-dumpable, the step cannot ptrace it or open its /proc files.
+        super::protect::protect_process().map_err(fail("making the init non-dumpable"))?;
+        // Orphans of the step become our children, so none outlives it.
+        rustix::process::set_child_subreaper(Some(rustix::process::getpid()))
+            .map_err(|e| fail("becoming a child subreaper")(e.into()))?;
+    }
+    // "Unshared" also means "ready" in the chroot rung, where the parent writes no maps.
     protocol::send(out, &FromInit::Unshared).map_err(fail("reporting the namespaces"))?;
     match protocol::recv::<ToInit, _>(&mut input).map_err(fail("waiting for the id maps"))? {
         Some(ToInit::MapsWritten) => {}
@@ -137,6 +147,9 @@ fn wait_child(
                 if status.exited() || status.signaled() {
                     let code = status.exit_status();
                     let signal = status.terminating_signal();
+                    if !cfg.rung.namespaces() {
+                        kill_leftovers(pid);
+                    }
                     protocol::send(out, &FromInit::Exited { code, signal })
                         .map_err(fail("reporting the exit"))?;
                     return Ok(());
@@ -185,6 +198,36 @@ fn start_supervisor(
             let _ = seccomp::acknowledge(&mut sock, Err(&e));
             None
         }
+    }
+}
+
+/// Without a PID namespace nothing kills the step's other processes when its first one ends:
+/// kill its process group, then every process reparented to this subreaper, until none is
+/// left.
+fn kill_leftovers(pgid: Pid) {
+    let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
+    let me = rustix::process::getpid().as_raw_nonzero().get();
+    for _ in 0..1000 {
+        let children =
+            std::fs::read_to_string(format!("/proc/{me}/task/{me}/children")).unwrap_or_default();
+        let pids: Vec<Pid> = children
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .filter_map(Pid::from_raw)
+            .collect();
+        for p in &pids {
+            let _ = rustix::process::kill_process(*p, rustix::process::Signal::KILL);
+        }
+        // Reap what died; done when no child is left.
+        loop {
+            match rustix::process::waitpid(None, WaitOptions::NOHANG) {
+                Ok(Some(_)) => continue,
+                Ok(None) => break,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(_) => return,
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }
 

@@ -21,6 +21,7 @@
 
 mod cancel;
 mod child;
+mod chroot;
 mod error;
 mod idmap;
 mod init;
@@ -28,7 +29,10 @@ mod mounts;
 mod netlo;
 mod ownerattr;
 mod parent;
+mod protect;
 pub mod protocol;
+mod ptrace_rung;
+mod rung;
 mod seccomp;
 mod supervisor;
 
@@ -37,6 +41,10 @@ pub use error::SandboxError;
 pub use idmap::{IdMap, IdRange, MapMethod, SubRange, sub_ranges};
 pub use mounts::{ExtraMount, ExtraMountKind, Ownership, SecretBytes};
 pub use ownerattr::{NOOP_ID, ROOTLESS_XATTR, decode_owner, encode_owner};
+pub use protect::{
+    env_var, env_vars, is_protected, is_secret_name, protect_process, seal_environment,
+};
+pub use rung::{Rung, SandboxMode};
 
 use protocol::{InitConfig, RootMount};
 use rustix::fs::{Mode, OFlags, ResolveFlags};
@@ -164,6 +172,9 @@ pub struct SandboxOptions {
     /// Emulate `chown` with seccomp user notification when the mapping is single-id
     /// (default: true; see `docs/rootless-ownership.md`).
     pub emulate_owners: bool,
+    /// The rung of the execution ladder steps run on (default: [`Rung::Full`]; the build
+    /// picks it with `exec::doctor`).
+    pub rung: Rung,
 }
 
 impl Default for SandboxOptions {
@@ -173,6 +184,7 @@ impl Default for SandboxOptions {
             temp_dir: None,
             id_map: None,
             emulate_owners: true,
+            rung: Rung::Full,
         }
     }
 }
@@ -184,6 +196,7 @@ pub struct Sandbox {
     temp_dir: PathBuf,
     id_map: IdMap,
     emulate_owners: bool,
+    rung: Rung,
 }
 
 impl Sandbox {
@@ -194,7 +207,13 @@ impl Sandbox {
             temp_dir: options.temp_dir.unwrap_or_else(std::env::temp_dir),
             id_map: options.id_map.unwrap_or_else(IdMap::detect),
             emulate_owners: options.emulate_owners,
+            rung: options.rung,
         }
+    }
+
+    /// The rung steps run on.
+    pub fn rung(&self) -> Rung {
+        self.rung
     }
 
     /// The id mapping steps run with.
@@ -215,6 +234,15 @@ impl Sandbox {
     ) -> Result<StepReport, SandboxError> {
         let start = Instant::now();
         validate(spec)?;
+        if self.rung == Rung::Ptrace {
+            return ptrace_rung::run(&self.helper, root, spec, cancel, on_line);
+        }
+        if !self.rung.mounts() && matches!(root, StepRoot::Overlay { .. }) {
+            return Err(SandboxError::InvalidSpec(format!(
+                "the {} sandbox cannot mount an overlay; use the scan snapshotter",
+                self.rung
+            )));
+        }
         let tmp = tempfile::Builder::new()
             .prefix("ossb-step-")
             .tempdir_in(&self.temp_dir)
@@ -283,10 +311,14 @@ impl Sandbox {
             mounts: spec.mounts.clone(),
             staging_dir: path_str(&staging)?,
             emulate_owners: self.emulate_owners && self.id_map.is_single(),
+            rung: self.rung,
         };
-        let result = parent::run_step(&self.helper, &self.id_map, cfg, cancel, on_line);
+        let maps = self.rung.namespaces().then_some(&self.id_map);
+        let result = parent::run_step(&self.helper, maps, cfg, cancel, on_line);
+        // After a failed setup the stage's rootfs is not used again (the scan snapshotter
+        // cannot abort a step), so only a completed step needs its stubs removed.
         if let (StepRoot::Dir(dir), Ok(out)) = (root, &result) {
-            remove_stubs(dir, &out.stubs)?;
+            remove_stubs(dir, &out.stubs, self.rung)?;
         }
         let out = result?;
         drop(tmp);
@@ -440,9 +472,11 @@ fn mount_stubs(dir: &Path, top: Option<&Path>, mounts: &[ExtraMount]) {
 }
 
 /// Removes the mount points the sandbox created in a plain rootfs (children first), only when
-/// they are still what was created (an empty dir or an empty regular file), and restores the
+/// they are still what was created (an empty dir or an empty regular file; in the chroot rung
+/// also the device nodes and the `/etc` files it wrote, whatever the step wrote into them, as
+/// writes to Docker's bind-mounted files never reach the image either), and restores the
 /// times of the directory they were in. Paths are resolved beneath the rootfs.
-fn remove_stubs(rootfs: &Path, stubs: &[String]) -> Result<(), SandboxError> {
+fn remove_stubs(rootfs: &Path, stubs: &[String], rung: Rung) -> Result<(), SandboxError> {
     if stubs.is_empty() {
         return Ok(());
     }
@@ -474,7 +508,9 @@ fn remove_stubs(rootfs: &Path, stubs: &[String]) -> Result<(), SandboxError> {
         let fmt = st.st_mode & libc::S_IFMT;
         let removed = if fmt == libc::S_IFDIR {
             rustix::fs::unlinkat(&parent, name, rustix::fs::AtFlags::REMOVEDIR).is_ok()
-        } else if fmt == libc::S_IFREG && st.st_size == 0 {
+        } else if (fmt == libc::S_IFREG && (st.st_size == 0 || rung == Rung::Chroot))
+            || (fmt == libc::S_IFCHR && rung == Rung::Chroot)
+        {
             rustix::fs::unlinkat(&parent, name, rustix::fs::AtFlags::empty()).is_ok()
         } else {
             false
@@ -499,6 +535,11 @@ fn remove_stubs(rootfs: &Path, stubs: &[String]) -> Result<(), SandboxError> {
 /// The login name of a uid from `/etc/passwd` (for subid lookups).
 pub(crate) fn idmap_user_name(uid: u32) -> Option<String> {
     idmap::user_name(uid)
+}
+
+/// The ptrace rung's probe (runs in a doctor probe child).
+pub(crate) fn probe_ptrace() -> Result<String, String> {
+    ptrace_rung::probe()
 }
 
 /// A program looked up in `PATH` and the usual bin dirs.

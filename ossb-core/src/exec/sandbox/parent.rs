@@ -34,7 +34,7 @@ pub(super) struct Outcome {
 /// Runs one step through the helper binary.
 pub(super) fn run_step(
     helper: &Path,
-    idmap: &IdMap,
+    idmap: Option<&IdMap>,
     cfg: InitConfig,
     cancel: &CancelToken,
     on_line: &mut dyn FnMut(&str),
@@ -54,9 +54,11 @@ pub(super) fn run_step(
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| helper_err(format!("cannot start it: {e}")))?;
+    let own_group = !cfg.rung.namespaces();
     let mut guard = Guard {
         child: &mut child,
         step_pidfd: None,
+        step_group: None,
         done: false,
     };
     let mut stdin = guard.child.stdin.take();
@@ -141,7 +143,8 @@ pub(super) fn run_step(
                 match msg {
                     FromInit::Unshared => {
                         unshared = true;
-                        let res = idmap.write_for(guard.child.id());
+                        // No maps to write in a rung without namespaces.
+                        let res = idmap.map_or(Ok(()), |m| m.write_for(guard.child.id()));
                         let reply = if res.is_ok() {
                             ToInit::MapsWritten
                         } else {
@@ -154,6 +157,11 @@ pub(super) fn run_step(
                         }
                     }
                     FromInit::Started { pid } => {
+                        // Without a PID namespace the step's first process leads its own
+                        // process group: killing the group kills what it started.
+                        if own_group {
+                            guard.step_group = rustix::process::Pid::from_raw(pid);
+                        }
                         guard.step_pidfd = rustix::process::Pid::from_raw(pid).and_then(|p| {
                             rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty())
                                 .ok()
@@ -240,6 +248,7 @@ fn read_lines(
 struct Guard<'a> {
     child: &'a mut Child,
     step_pidfd: Option<OwnedFd>,
+    step_group: Option<rustix::process::Pid>,
     done: bool,
 }
 
@@ -248,6 +257,9 @@ impl Guard<'_> {
         if let Some(fd) = &self.step_pidfd {
             // SIGKILL to PID 1 of the namespace kills every process in it.
             let _ = rustix::process::pidfd_send_signal(fd, rustix::process::Signal::KILL);
+        }
+        if let Some(group) = self.step_group {
+            let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
         }
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -74,6 +74,10 @@ pub struct InitConfig {
     /// the owner in `user.rootlesscontainers` and the stat family reports it.
     #[serde(default)]
     pub emulate_owners: bool,
+    /// The rung of the execution ladder (namespaces or chroot; the ptrace rung has its own
+    /// supervisor).
+    #[serde(default)]
+    pub rung: super::Rung,
 }
 
 /// Parent -> init.
