@@ -403,3 +403,50 @@ fn store_commands_find_short_names_on_the_default_registry() {
     let images = ok(&env, &["images", "--json"]);
     assert!(!images.contains("local:1"), "{images}");
 }
+
+#[test]
+fn a_multi_platform_push_of_a_short_name_goes_to_the_default_registry() {
+    if !tool("docker-registry") || !tool("skopeo") {
+        return;
+    }
+    let reg = Registry::start_plain().expect("registry starts");
+    let env = Env::new();
+    env.write("ctx/a.txt", "one per platform\n");
+    env.write("ctx/Dockerfile", "FROM scratch\nCOPY a.txt /\n");
+    let digest = ok(
+        &env,
+        &[
+            "build",
+            "--progress",
+            "quiet",
+            "--default-registry",
+            reg.host(),
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "--push",
+            "-t",
+            "multi:1",
+            env.path("ctx").to_str().expect("utf8"),
+        ],
+    );
+    let index = skopeo_raw(&format!("{}/multi:1", reg.host()));
+    assert_eq!(
+        index["manifests"].as_array().map(Vec::len),
+        Some(2),
+        "an index with both platforms: {index}"
+    );
+    let out = Command::new("skopeo")
+        .args([
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{}/multi@{digest}", reg.host()),
+        ])
+        .output()
+        .expect("skopeo runs");
+    assert!(
+        out.status.success(),
+        "the printed digest is the pushed index: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
