@@ -189,6 +189,8 @@ fn build_push_and_push_through_token_auth() {
             "build",
             "--progress",
             "quiet",
+            // The store holds the image under that name; --pull asks the registry anyway.
+            "--pull",
             "--output",
             &format!("type=oci,dest={}", dest.display()),
             env.path("from").to_str().expect("utf8"),
