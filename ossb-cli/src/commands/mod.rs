@@ -2,6 +2,7 @@
 
 mod build;
 mod dockerfile;
+mod k8s;
 mod push;
 mod store;
 
@@ -27,6 +28,7 @@ pub fn run(command: Command) -> Result<(), Error> {
         Command::Inspect { image } => store::inspect(&image),
         Command::Rm { images } => store::rm(&images),
         Command::Prune { cache } => store::prune(cache),
+        Command::K8s(cmd) => k8s::run(cmd),
         Command::Version => {
             println!("ossb {}", env!("CARGO_PKG_VERSION"));
             Ok(())

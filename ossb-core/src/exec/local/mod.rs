@@ -15,7 +15,7 @@
 mod add_url;
 mod base;
 pub mod cache;
-mod context;
+pub mod context;
 mod mounts;
 mod outputs;
 mod planning;

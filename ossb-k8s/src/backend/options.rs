@@ -1,0 +1,110 @@
+//! What the cluster backend can be told, with the defaults the CLI documents.
+
+use super::client::ClientOptions;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// The OSSB image the Job runs (`--image`, `OSSB_K8S_IMAGE`).
+pub const DEFAULT_IMAGE: &str = "ossb/ossb:latest";
+/// The build's time limit when `--timeout` is not given.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long a finished Job stays before Kubernetes deletes it (`ttlSecondsAfterFinished`).
+pub const DEFAULT_TTL_AFTER_FINISHED: i32 = 3600;
+
+/// Where the build runs and how the Job looks.
+#[derive(Debug, Clone)]
+pub struct KubernetesOptions {
+    /// How to reach the cluster.
+    pub client: ClientOptions,
+    /// The namespace (default: the kubeconfig context's, else `default`). With
+    /// [`KubernetesOptions::namespace_per_build`] it only holds nothing; the build gets its own.
+    pub namespace: Option<String>,
+    /// Create a namespace for this build and delete it afterwards.
+    pub namespace_per_build: bool,
+    /// The OSSB image the Job runs.
+    pub image: String,
+    /// The pod's service account (none: the namespace's `default`).
+    pub service_account: Option<String>,
+    /// A `kubernetes.io/dockerconfigjson` Secret in the namespace, mounted as the registry
+    /// credentials (`/var/run/secrets/registry-secret`).
+    pub registry_secret: Option<String>,
+    /// Resource requests (`cpu`, `memory`, `ephemeral-storage`).
+    pub requests: BTreeMap<String, String>,
+    /// Resource limits.
+    pub limits: BTreeMap<String, String>,
+    /// The build's time limit: the Job's `activeDeadlineSeconds`; OSSB in the pod stops a
+    /// little earlier so it can report the timeout itself (exit 7).
+    pub timeout: Duration,
+    /// `ttlSecondsAfterFinished` of the Job (`None`: never deleted by Kubernetes).
+    pub ttl_after_finished: Option<i32>,
+    /// Leave the Job, its pod and the ConfigMaps for debugging.
+    pub keep: bool,
+    /// Registries the pod reaches over plain HTTP (`--insecure-registry`).
+    pub insecure_registries: Vec<String>,
+    /// More `ossb build` flags for the pod (compression, jobs).
+    pub extra_args: Vec<String>,
+    /// Largest context sent as ConfigMaps, in bytes.
+    pub max_context_bytes: u64,
+    /// Name the image by its content and skip builds whose image exists.
+    pub content_tag: Option<ContentTag>,
+    /// Extra node selector labels (a single-platform build also gets `kubernetes.io/arch`).
+    pub node_selector: BTreeMap<String, String>,
+    /// Stop and clean up on SIGINT/SIGTERM of this process (the CLI sets it; a program that
+    /// embeds the backend may prefer [`super::CancelHandle`]).
+    pub handle_signals: bool,
+}
+
+impl Default for KubernetesOptions {
+    fn default() -> Self {
+        KubernetesOptions {
+            client: ClientOptions::default(),
+            namespace: None,
+            namespace_per_build: false,
+            image: DEFAULT_IMAGE.into(),
+            service_account: None,
+            registry_secret: None,
+            requests: default_requests(),
+            limits: default_limits(),
+            timeout: DEFAULT_TIMEOUT,
+            ttl_after_finished: Some(DEFAULT_TTL_AFTER_FINISHED),
+            keep: false,
+            insecure_registries: Vec::new(),
+            extra_args: Vec::new(),
+            max_context_bytes: super::upload::DEFAULT_MAX_CONTEXT,
+            content_tag: None,
+            node_selector: BTreeMap::new(),
+            handle_signals: false,
+        }
+    }
+}
+
+/// Default requests: half a core, 1 GiB of memory, 2 GiB of disk.
+pub fn default_requests() -> BTreeMap<String, String> {
+    [
+        ("cpu", "500m"),
+        ("memory", "1Gi"),
+        ("ephemeral-storage", "2Gi"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// Default limits: 4 GiB of memory, 20 GiB of disk, no CPU limit (throttling only slows builds).
+pub fn default_limits() -> BTreeMap<String, String> {
+    [("memory", "4Gi"), ("ephemeral-storage", "20Gi")]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// `--tag-by-content REPO`: the image is `REPO/PREFIX-<16 hex>:TAG`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContentTag {
+    /// Registry and path (`registry.example.com/ci`, `ttl.sh`).
+    pub repository: String,
+    /// Name prefix (default `ossb`).
+    pub prefix: String,
+    /// The tag: a TTL such as `4h` for registries that expire images by tag, else `latest`.
+    pub tag: String,
+}

@@ -1,0 +1,329 @@
+//! One build from start to end: prepare (context, secrets, content tag), preflight, create,
+//! watch, clean up.
+
+use super::content_tag::{content_hash, image_name};
+use super::error::K8sError;
+use super::spec::{BuildObjects, build_objects, new_build_id};
+use super::upload::{ContextBundle, PackedConfigMap, pack, read_context};
+use super::{KubernetesBackend, client, preflight, watch};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use kube::api::{DeleteParams, PostParams};
+use ossb_core::backend::{BuildOutcome, BuildRequest, Output, SecretFrom};
+use ossb_core::progress::{ProgressEvent, ProgressSink};
+use ossb_core::{Error, ExitCode};
+
+/// A build ready to send.
+pub(crate) struct PreparedBuild {
+    pub request: BuildRequest,
+    pub packed: Vec<PackedConfigMap>,
+    pub secrets: Vec<(String, Vec<u8>)>,
+}
+
+/// What [`prepare`] found.
+pub(crate) enum Prepared {
+    /// The content-addressed image exists already.
+    Exists(BuildOutcome),
+    /// Send this build.
+    Build(Box<PreparedBuild>),
+}
+
+fn read_secrets(request: &BuildRequest) -> Result<Vec<(String, Vec<u8>)>, Error> {
+    request
+        .secrets
+        .iter()
+        .map(|s| {
+            let value = match &s.from {
+                SecretFrom::File(p) => std::fs::read(p).map_err(|e| {
+                    Error::new(
+                        ExitCode::Configuration,
+                        format!(
+                            "cannot read secret {:?} from {}: {e}; check --secret id={},src=PATH",
+                            s.id,
+                            p.display(),
+                            s.id
+                        ),
+                    )
+                })?,
+                SecretFrom::Env(var) => std::env::var_os(var)
+                    .map(|v| v.into_encoded_bytes())
+                    .ok_or_else(|| {
+                        Error::new(
+                            ExitCode::Configuration,
+                            format!(
+                                "secret {:?}: environment variable {var} is not set; set it or \
+                                 use --secret id={},src=PATH",
+                                s.id, s.id
+                            ),
+                        )
+                    })?,
+            };
+            Ok((s.id.clone(), value))
+        })
+        .collect()
+}
+
+/// The blocking part: read and size the context, read the secrets, and handle
+/// `--tag-by-content` (returning the existing image when the registry has it).
+pub(crate) fn prepare(
+    backend: &KubernetesBackend,
+    request: &BuildRequest,
+    progress: &dyn ProgressSink,
+) -> Result<Prepared, Error> {
+    let opts = &backend.options;
+    let mut request = request.clone();
+    let bundle: ContextBundle = read_context(&request)?;
+    for path in &bundle.skipped {
+        progress.event(&ProgressEvent::Warning {
+            message: format!(
+                "{path} is not sent to the cluster: a ConfigMap holds only regular files \
+                 (exclude it in .dockerignore to silence this)"
+            ),
+        });
+    }
+    let packed = pack(&bundle, opts.max_context_bytes)?;
+    if let Some(tag) = &opts.content_tag {
+        let name = image_name(tag, &content_hash(&bundle, &request));
+        if let Some(registry) = &backend.registry {
+            let reference = ossb_core::reference::Reference::parse(&name)?;
+            if let Some(digest) = registry.manifest_digest(&reference)? {
+                tracing::info!(component = "k8s", image = %name, "the image exists; build skipped");
+                progress.event(&ProgressEvent::Warning {
+                    message: format!("{name} exists already ({digest}); build skipped"),
+                });
+                return Ok(Prepared::Exists(BuildOutcome {
+                    image_digest: digest.to_string(),
+                    config_digest: None,
+                    tags: vec![name],
+                    operations: 0,
+                    cache_hits: 0,
+                }));
+            }
+        }
+        request.tags.insert(0, name);
+        if !request
+            .outputs
+            .iter()
+            .any(|o| matches!(o, Output::Registry { name: None }))
+        {
+            request.outputs.push(Output::Registry { name: None });
+        }
+    }
+    let secrets = read_secrets(&request)?;
+    // Refuse what cannot run in the cluster before contacting it.
+    super::spec::pod_args(&request, opts)?;
+    Ok(Prepared::Build(Box::new(PreparedBuild {
+        request,
+        packed,
+        secrets,
+    })))
+}
+
+/// Objects created so far, for the cleanup.
+#[derive(Debug, Default)]
+struct Created {
+    namespace: Option<String>,
+    configmaps: Vec<String>,
+    secret: Option<String>,
+    job: Option<String>,
+}
+
+/// The async part: connect, check permissions, create, watch, clean up.
+pub(crate) async fn run(
+    backend: &KubernetesBackend,
+    prepared: &PreparedBuild,
+    progress: &dyn ProgressSink,
+) -> Result<BuildOutcome, Error> {
+    let opts = &backend.options;
+    let cluster = client::connect(&opts.client).await?;
+    let build_id = new_build_id();
+    let namespace = if opts.namespace_per_build {
+        build_id.clone()
+    } else {
+        opts.namespace
+            .clone()
+            .unwrap_or_else(|| cluster.default_namespace.clone())
+    };
+    let objects = build_objects(
+        &build_id,
+        &namespace,
+        &prepared.request,
+        &prepared.packed,
+        &prepared.secrets,
+        opts,
+    )?;
+    // In a per-build namespace, namespaced permissions are checked where the build is made:
+    // the namespace that will hold it does not exist yet, so ask about the one given.
+    let check_ns = if opts.namespace_per_build {
+        opts.namespace
+            .clone()
+            .unwrap_or_else(|| cluster.default_namespace.clone())
+    } else {
+        namespace.clone()
+    };
+    preflight::check(
+        &cluster.client,
+        &cluster.server,
+        &preflight::build_permissions(
+            &check_ns,
+            opts.namespace_per_build,
+            objects.secret.is_some(),
+        ),
+    )
+    .await?;
+
+    let mut cancel = backend.cancel.subscribe();
+    let mut created = Created::default();
+    let result = tokio::select! {
+        r = create_and_watch(&cluster, &objects, &mut created, opts, progress) => r,
+        reason = watch::cancelled(&mut cancel, opts.handle_signals) => {
+            Err(Error::new(ExitCode::Cancelled, format!("build cancelled ({reason})")))
+        }
+    };
+    let result = result.map(|mut o| {
+        if o.tags.is_empty() {
+            o.tags = prepared.request.tags.clone();
+        }
+        o
+    });
+    let cancelled = matches!(&result, Err(e) if e.exit_code() == ExitCode::Cancelled);
+    if opts.keep && !cancelled {
+        let job = created.job.as_deref().unwrap_or(&build_id);
+        progress.event(&ProgressEvent::Warning {
+            message: format!(
+                "kept the build's objects in namespace {namespace} (--keep): job/{job}; delete \
+                 them with: ossb k8s delete {job} --namespace {namespace}"
+            ),
+        });
+    } else {
+        // A cancelled build's Job always goes (it would go on building); --keep keeps the rest.
+        cleanup(&cluster, &namespace, &created, cancelled && opts.keep).await;
+    }
+    result
+}
+
+async fn create_and_watch(
+    cluster: &client::Cluster,
+    objects: &BuildObjects,
+    created: &mut Created,
+    opts: &super::KubernetesOptions,
+    progress: &dyn ProgressSink,
+) -> Result<BuildOutcome, Error> {
+    let ns = &objects.namespace;
+    let pp = PostParams::default();
+    let k8s = |e, action: String| Error::from(K8sError::from_kube(e, &action, &cluster.server));
+    if let Some(n) = &objects.namespace_object {
+        let api: kube::Api<Namespace> = kube::Api::all(cluster.client.clone());
+        api.create(&pp, n)
+            .await
+            .map_err(|e| k8s(e, format!("create namespace {ns}")))?;
+        created.namespace = Some(ns.clone());
+    }
+    let cms: kube::Api<ConfigMap> = kube::Api::namespaced(cluster.client.clone(), ns);
+    for cm in &objects.configmaps {
+        let name = cm.metadata.name.clone().unwrap_or_default();
+        cms.create(&pp, cm)
+            .await
+            .map_err(|e| k8s(e, format!("create configmap {name} in namespace {ns}")))?;
+        created.configmaps.push(name);
+    }
+    if let Some(secret) = &objects.secret {
+        let api: kube::Api<Secret> = kube::Api::namespaced(cluster.client.clone(), ns);
+        let name = secret.metadata.name.clone().unwrap_or_default();
+        api.create(&pp, secret)
+            .await
+            .map_err(|e| k8s(e, format!("create secret {name} in namespace {ns}")))?;
+        created.secret = Some(name);
+    }
+    let jobs: kube::Api<Job> = kube::Api::namespaced(cluster.client.clone(), ns);
+    jobs.create(&pp, &objects.job)
+        .await
+        .map_err(|e| k8s(e, format!("create job {} in namespace {ns}", objects.build_id)))?;
+    created.job = Some(objects.build_id.clone());
+    tracing::info!(component = "k8s", job = %objects.build_id, namespace = %ns, "job created");
+    progress.event(&ProgressEvent::Warning {
+        message: format!(
+            "building in Kubernetes: job/{} in namespace {ns} ({})",
+            objects.build_id, cluster.source
+        ),
+    });
+    let outcome = watch::follow(cluster, ns, &objects.build_id, opts, progress).await?;
+    Ok(outcome)
+}
+
+/// Delete what the build created; with `keep_all_but_job` only the Job. Errors are logged, not
+/// returned: the build's own result matters more.
+async fn cleanup(
+    cluster: &client::Cluster,
+    ns: &str,
+    created: &Created,
+    keep_all_but_job: bool,
+) {
+    let client = &cluster.client;
+    let dp = DeleteParams::background();
+    let report = |what: String, r: Result<(), kube::Error>| {
+        if let Err(e) = r {
+            let err = K8sError::from_kube(e, &format!("delete {what}"), &cluster.server);
+            if !err.is_not_found() {
+                tracing::warn!(component = "k8s", "{err}; delete it by hand");
+            }
+        }
+    };
+    if let Some(job) = &created.job {
+        let api: kube::Api<Job> = kube::Api::namespaced(client.clone(), ns);
+        report(
+            format!("job {job}"),
+            api.delete(job, &dp).await.map(|_| ()),
+        );
+    }
+    if keep_all_but_job {
+        return;
+    }
+    if let Some(secret) = &created.secret {
+        let api: kube::Api<Secret> = kube::Api::namespaced(client.clone(), ns);
+        report(
+            format!("secret {secret}"),
+            api.delete(secret, &dp).await.map(|_| ()),
+        );
+    }
+    let cms: kube::Api<ConfigMap> = kube::Api::namespaced(client.clone(), ns);
+    for cm in &created.configmaps {
+        report(
+            format!("configmap {cm}"),
+            cms.delete(cm, &dp).await.map(|_| ()),
+        );
+    }
+    if let Some(n) = &created.namespace {
+        let api: kube::Api<Namespace> = kube::Api::all(client.clone());
+        report(
+            format!("namespace {n}"),
+            api.delete(n, &dp).await.map(|_| ()),
+        );
+    }
+}
+
+/// `--iidfile` and `--metadata-file`, written locally from what the pod reported.
+pub(crate) fn write_result_files(
+    request: &BuildRequest,
+    outcome: &BuildOutcome,
+) -> Result<(), Error> {
+    let write = |path: &std::path::Path, data: &[u8]| {
+        std::fs::write(path, data).map_err(|e| {
+            Error::new(
+                ExitCode::Configuration,
+                format!("cannot write {}: {e}", path.display()),
+            )
+        })
+    };
+    if let Some(p) = &request.iidfile {
+        write(p, outcome.image_digest.as_bytes())?;
+    }
+    if let Some(p) = &request.metadata_file {
+        let meta = serde_json::json!({
+            "containerimage.digest": outcome.image_digest,
+            "image.name": outcome.tags.join(","),
+        });
+        write(p, meta.to_string().as_bytes())?;
+    }
+    Ok(())
+}
