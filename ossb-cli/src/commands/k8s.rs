@@ -76,9 +76,6 @@ fn options(args: &BuildArgs) -> Result<KubernetesOptions, Error> {
             tag: k.content_tag.clone(),
         });
     }
-    if args.no_cache {
-        // Passed through the request; nothing to add.
-    }
     if let Some(level) = args.compression_level {
         o.extra_args
             .extend(["--compression-level".into(), level.to_string()]);
