@@ -215,6 +215,7 @@ fn k8s_build_uploads_runs_streams_reports_and_cleans_up() {
         &ctx,
     );
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    eprintln!("{}", show(&out));
     let digest = text(&out.stdout).trim().to_string();
     assert!(digest.starts_with("sha256:"), "{}", show(&out));
     let stderr = text(&out.stderr);

@@ -269,7 +269,7 @@ fn run_job(shared: &Arc<Shared>, ns: &str, job: &Value) {
     }
 
     // Volumes.
-    let pod_root = shared.root.join(format!("pods/{ns}_{pod_name}"));
+    let pod_root = shared.root.join(&job_name);
     let mut mounts: Vec<(String, PathBuf)> = Vec::new();
     for m in container["volumeMounts"].as_array().into_iter().flatten() {
         let name = m["name"].as_str().unwrap_or_default();

@@ -202,14 +202,16 @@ impl FakeCluster {
     /// Start the server with namespaces `default` and `ci`.
     pub fn start(ossb: &Path) -> FakeCluster {
         let dir = tempfile::Builder::new()
-            .prefix("ossb-fake-k8s-")
+            // Short paths: the RUN sandbox passes overlay paths through fsconfig(2), whose
+            // string values the kernel caps at 256 bytes.
+            .prefix("fk8s-")
             .tempdir()
             .expect("tempdir");
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
             ossb: ossb.to_path_buf(),
-            root: dir.path().join("nodes/fake-node"),
+            root: dir.path().join("n"),
         });
         for ns in ["default", "ci"] {
             let mut st = shared.lock();
