@@ -161,8 +161,23 @@ pub(super) async fn cancelled(rx: &mut tokio::sync::watch::Receiver<bool>, signa
 #[derive(Default)]
 struct Seen {
     pod: Option<Pod>,
+    pod_deleted: bool,
     job: Option<Job>,
     warned_unschedulable: bool,
+}
+
+impl Seen {
+    /// The pod has ended (or is gone): its final state and log can be read.
+    fn pod_settled(&self) -> bool {
+        self.pod_deleted
+            || self.pod.as_ref().is_some_and(|p| {
+                container_state(p).is_some_and(|s| s.terminated.is_some())
+                    || p.status
+                        .as_ref()
+                        .and_then(|s| s.phase.as_deref())
+                        .is_some_and(|ph| ph == "Succeeded" || ph == "Failed")
+            })
+    }
 }
 
 fn job_finished(job: &Job) -> Option<(bool, Option<String>, Option<String>)> {
@@ -277,10 +292,24 @@ pub(super) async fn follow(
     let limit = opts.timeout + std::time::Duration::from_secs(300);
     let deadline = tokio::time::sleep(limit);
     tokio::pin!(deadline);
+    // The Job's end and the pod's can arrive in either order on the two watches: once the Job
+    // has ended, wait (briefly) for the pod's final state and the rest of its log.
+    let settle = tokio::time::sleep(std::time::Duration::from_secs(3600));
+    tokio::pin!(settle);
+    let mut settling = false;
+    let mut settled_out = false;
 
     loop {
-        if let Some((complete, reason, message)) = seen.job.as_ref().and_then(job_finished)
+        let finished = seen.job.as_ref().and_then(job_finished);
+        if finished.is_some() && !settling {
+            settling = true;
+            settle
+                .as_mut()
+                .reset(tokio::time::Instant::now() + std::time::Duration::from_secs(20));
+        }
+        if let Some((complete, reason, message)) = finished
             && (log_done || lines.is_none())
+            && (seen.pod_settled() || settled_out)
         {
             return conclude(
                 complete,
@@ -296,6 +325,7 @@ pub(super) async fn follow(
                 Some(Ok(Update::Job(job))) => seen.job = Some(job),
                 Some(Ok(Update::Pod(pod, deleted))) => {
                     if deleted {
+                        seen.pod_deleted = true;
                         continue;
                     }
                     if let Some(err) = fatal_waiting(&pod, &opts.image) {
@@ -354,6 +384,7 @@ pub(super) async fn follow(
                 }
                 None => log_done = true,
             },
+            _ = &mut settle, if settling && !settled_out => settled_out = true,
             _ = &mut deadline => {
                 return Err(Error::new(
                     ExitCode::Timeout,
