@@ -96,8 +96,9 @@ impl Setup {
                 self.cluster.objects(res)
             );
         }
-        self.cluster
-            .wait_for("the build pod to go", |st| !st.objects.keys().any(|(r, _, _)| *r == "pods"));
+        self.cluster.wait_for("the build pod to go", |st| {
+            !st.objects.keys().any(|(r, _, _)| *r == "pods")
+        });
     }
 
     /// Push a busybox base (built by ossb itself) for builds with RUN steps.
@@ -156,7 +157,9 @@ fn registry_get(url: &str) -> (String, String, Vec<u8>) {
 
 /// The paths in the image's layers.
 fn image_files(registry: &str, repo: &str, reference: &str) -> Vec<String> {
-    let (code, _, body) = registry_get(&format!("http://{registry}/v2/{repo}/manifests/{reference}"));
+    let (code, _, body) = registry_get(&format!(
+        "http://{registry}/v2/{repo}/manifests/{reference}"
+    ));
     assert_eq!(code, "200");
     let manifest: Value = serde_json::from_slice(&body).expect("manifest JSON");
     let mut files = Vec::new();
@@ -246,7 +249,13 @@ fn k8s_build_uploads_runs_streams_reports_and_cleans_up() {
     let cms = s.cluster.created("configmaps");
     assert_eq!(cms.len(), 1, "{cms:?}");
     let cm = &cms[0];
-    assert!(cm["data"].as_object().expect("data").values().any(|v| v == "key=value\n"));
+    assert!(
+        cm["data"]
+            .as_object()
+            .expect("data")
+            .values()
+            .any(|v| v == "key=value\n")
+    );
     assert_eq!(cm["binaryData"].as_object().expect("binaryData").len(), 1);
     assert!(!cm.to_string().contains("do not send"));
     let jobs = s.cluster.created("jobs");
@@ -284,7 +293,11 @@ fn k8s_build_uploads_runs_streams_reports_and_cleans_up() {
     // The build secret went into a Secret, mounted at the in-pod path, never into a log.
     let secrets = s.cluster.created("secrets");
     assert_eq!(secrets.len(), 1);
-    assert!(c["volumeMounts"].to_string().contains("/var/run/secrets/build-secrets"));
+    assert!(
+        c["volumeMounts"]
+            .to_string()
+            .contains("/var/run/secrets/build-secrets")
+    );
     let pod_logs: String = s
         .cluster
         .shared
@@ -293,7 +306,10 @@ fn k8s_build_uploads_runs_streams_reports_and_cleans_up() {
         .values()
         .map(|l| text(&l.data))
         .collect();
-    assert!(pod_logs.contains("\"component\":\"job_status\""), "{pod_logs}");
+    assert!(
+        pod_logs.contains("\"component\":\"job_status\""),
+        "{pod_logs}"
+    );
     for shown in [&stderr, &text(&out.stdout), &pod_logs] {
         assert!(!shown.contains(&secret_value), "the secret leaked");
     }
@@ -311,9 +327,11 @@ fn k8s_build_uploads_runs_streams_reports_and_cleans_up() {
         .count();
     assert!(reviews >= 10, "{requests:#?}");
     assert!(
-        requests.iter().any(|r| r.starts_with("GET /apis/batch/v1/namespaces/ci/jobs")
-            && r.contains("watch=true")
-            && r.contains("resourceVersion=")),
+        requests
+            .iter()
+            .any(|r| r.starts_with("GET /apis/batch/v1/namespaces/ci/jobs")
+                && r.contains("watch=true")
+                && r.contains("resourceVersion=")),
         "{requests:#?}"
     );
     assert!(
@@ -328,11 +346,18 @@ fn k8s_build_uploads_runs_streams_reports_and_cleans_up() {
 #[test]
 fn k8s_build_failure_ends_with_the_pods_exit_code_and_message() {
     let Some(s) = setup() else { return };
-    s.env.write("bad/Dockerfile", "FROM scratch\nCOPY missing.txt /\n");
-    let out = s.build(&["--push", "-t", &s.image("team/bad:1")], &s.env.path("bad"));
+    s.env
+        .write("bad/Dockerfile", "FROM scratch\nCOPY missing.txt /\n");
+    let out = s.build(
+        &["--push", "-t", &s.image("team/bad:1")],
+        &s.env.path("bad"),
+    );
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("the build failed in the cluster (exit code 2)"), "{stderr}");
+    assert!(
+        stderr.contains("the build failed in the cluster (exit code 2)"),
+        "{stderr}"
+    );
     assert!(stderr.contains("missing.txt"), "{stderr}");
     s.assert_cleaned_up();
 }
@@ -360,7 +385,10 @@ fn k8s_build_cancelled_by_sigterm_deletes_the_job_and_stops_the_pod() {
     s.env
         .write("long/Dockerfile", &format!("FROM {base}\nRUN sleep 300\n"));
     let child = s
-        .build_cmd(&["--push", "-t", &s.image("team/long:1")], &s.env.path("long"))
+        .build_cmd(
+            &["--push", "-t", &s.image("team/long:1")],
+            &s.env.path("long"),
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -375,10 +403,16 @@ fn k8s_build_cancelled_by_sigterm_deletes_the_job_and_stops_the_pod() {
     rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
     let out = child.wait_with_output().expect("ossb ends");
     assert_eq!(out.status.code(), Some(8), "{}", show(&out));
-    assert!(text(&out.stderr).contains("cancelled (SIGTERM)"), "{}", show(&out));
+    assert!(
+        text(&out.stderr).contains("cancelled (SIGTERM)"),
+        "{}",
+        show(&out)
+    );
     // The Job's deletion stopped the in-pod build with SIGTERM.
     s.cluster
-        .wait_for("the pod's process to get SIGTERM", |st| !st.sigtermed.is_empty());
+        .wait_for("the pod's process to get SIGTERM", |st| {
+            !st.sigtermed.is_empty()
+        });
     s.assert_cleaned_up();
 }
 
@@ -399,15 +433,21 @@ fn k8s_preflight_names_the_missing_permission_and_creates_nothing() {
         "{stderr}"
     );
     assert!(
-        !s.cluster.requests().iter().any(|r| r.starts_with("POST /api/v1/namespaces")
-            || r.starts_with("POST /apis/batch")),
+        !s.cluster
+            .requests()
+            .iter()
+            .any(|r| r.starts_with("POST /api/v1/namespaces") || r.starts_with("POST /apis/batch")),
         "nothing created: {:#?}",
         s.cluster.requests()
     );
     // `ossb k8s health` reports the same.
     let health = s.k8s(&["health"]);
     assert_eq!(health.status.code(), Some(4), "{}", show(&health));
-    assert!(text(&health.stdout).contains("create jobs.batch"), "{}", show(&health));
+    assert!(
+        text(&health.stdout).contains("create jobs.batch"),
+        "{}",
+        show(&health)
+    );
 }
 
 #[test]
@@ -423,7 +463,11 @@ fn k8s_context_too_large_fails_before_contacting_the_cluster() {
     let stderr = text(&out.stderr);
     assert!(stderr.contains(".dockerignore"), "{stderr}");
     assert!(stderr.contains("--max-context-size"), "{stderr}");
-    assert!(s.cluster.requests().is_empty(), "{:?}", s.cluster.requests());
+    assert!(
+        s.cluster.requests().is_empty(),
+        "{:?}",
+        s.cluster.requests()
+    );
     // Excluding the blobs makes it fit.
     s.env.write("big/.dockerignore", "*.bin\n");
     let out = s.build(&["--push", "-t", &s.image("team/big:1")], &ctx);
@@ -443,7 +487,14 @@ fn k8s_unreachable_cluster_is_a_clear_error() {
     let dead = s.env.write("dead-kubeconfig", &text_cfg);
     let ctx = app_context(&s.env);
     let out = Command::new(OSSB)
-        .args(["build", "--backend", "kubernetes", "--push", "-t", "r.example/x:1"])
+        .args([
+            "build",
+            "--backend",
+            "kubernetes",
+            "--push",
+            "-t",
+            "r.example/x:1",
+        ])
         .arg(&ctx)
         .env("K8S_KUBECONFIG", &dead)
         .output()
@@ -483,7 +534,11 @@ fn k8s_tag_by_content_skips_a_build_whose_image_exists() {
     let again = s.build(&args, &ctx);
     assert_eq!(again.status.code(), Some(0), "{}", show(&again));
     assert_eq!(text(&again.stdout).trim(), name);
-    assert!(text(&again.stderr).contains("build skipped"), "{}", show(&again));
+    assert!(
+        text(&again.stderr).contains("build skipped"),
+        "{}",
+        show(&again)
+    );
     assert_eq!(s.cluster.created("jobs").len(), 1, "no second Job");
 
     // A changed file: a new name and a build.
@@ -503,7 +558,10 @@ fn k8s_kept_builds_can_be_listed_inspected_and_deleted() {
     assert!(text(&out.stderr).contains("--keep"), "{}", show(&out));
     let job = s.cluster.objects("jobs");
     assert_eq!(job.len(), 1, "kept");
-    let name = job[0]["metadata"]["name"].as_str().expect("name").to_string();
+    let name = job[0]["metadata"]["name"]
+        .as_str()
+        .expect("name")
+        .to_string();
     assert!(!s.cluster.objects("configmaps").is_empty(), "kept");
 
     let list = s.k8s(&["list"]);
@@ -519,7 +577,11 @@ fn k8s_kept_builds_can_be_listed_inspected_and_deleted() {
     assert!(text(&logs.stdout).contains("\"component\":\"job_status\""));
     let health = s.k8s(&["health"]);
     assert!(health.status.success(), "{}", show(&health));
-    assert!(text(&health.stdout).contains("v1.33.0-fake"), "{}", show(&health));
+    assert!(
+        text(&health.stdout).contains("v1.33.0-fake"),
+        "{}",
+        show(&health)
+    );
 
     let del = s.k8s(&["delete", &name]);
     assert!(del.status.success(), "{}", show(&del));
@@ -557,7 +619,12 @@ fn k8s_per_build_namespace_is_created_and_deleted() {
     let Some(s) = setup() else { return };
     let ctx = app_context(&s.env);
     let out = s.build(
-        &["--push", "-t", &s.image("team/app:4"), "--namespace-per-build"],
+        &[
+            "--push",
+            "-t",
+            &s.image("team/app:4"),
+            "--namespace-per-build",
+        ],
         &ctx,
     );
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));

@@ -28,8 +28,12 @@ fn grants(rules: &[PolicyRule], p: &Permission) -> bool {
         None => p.resource.to_string(),
     };
     rules.iter().any(|r| {
-        r.api_groups.as_ref().is_some_and(|g| g.iter().any(|g| g == p.group))
-            && r.resources.as_ref().is_some_and(|rs| rs.iter().any(|x| *x == res))
+        r.api_groups
+            .as_ref()
+            .is_some_and(|g| g.iter().any(|g| g == p.group))
+            && r.resources
+                .as_ref()
+                .is_some_and(|rs| rs.contains(&res))
             && r.verbs.iter().any(|v| v == p.verb)
     })
 }
@@ -39,7 +43,11 @@ fn the_minimum_role_grants_every_permission_the_preflight_checks() {
     let role: Role = docs("role-minimum.yaml").remove(0);
     let rules = role.rules.expect("rules");
     for p in build_permissions("ossb-builds", false, true) {
-        assert!(grants(&rules, &p), "role-minimum.yaml lacks {p}: add {}", p.rule());
+        assert!(
+            grants(&rules, &p),
+            "role-minimum.yaml lacks {p}: add {}",
+            p.rule()
+        );
     }
     let full: Vec<serde_json::Value> = docs("role-full.yaml");
     let role: Role = serde_json::from_value(full[0].clone()).expect("Role");
@@ -65,6 +73,9 @@ fn every_rbac_example_is_a_valid_object_and_the_kustomization_lists_existing_fil
     let k: serde_json::Value = docs("kustomization.yaml").remove(0);
     for r in k["resources"].as_array().expect("resources") {
         let file = r.as_str().expect("path");
-        assert!(dir().join(file).is_file(), "kustomization lists missing {file}");
+        assert!(
+            dir().join(file).is_file(),
+            "kustomization lists missing {file}"
+        );
     }
 }

@@ -54,7 +54,11 @@ impl RegistryAdapter {
 
 impl RegistryPort for RegistryAdapter {
     fn manifest_digest(&self, reference: &Reference) -> Result<Option<CoreDigest>, Error> {
-        match self.client.head_manifest(reference).map_err(to_core_error)? {
+        match self
+            .client
+            .head_manifest(reference)
+            .map_err(to_core_error)?
+        {
             Some(info) => Ok(Some(to_core_digest(&info.digest)?)),
             None => Ok(None),
         }

@@ -182,7 +182,10 @@ pub fn run(cmd: K8sCommand) -> Result<(), Error> {
             }
             println!("{:<18} {:<24} {:<22} IMAGES", "JOB", "STATE", "CREATED");
             for s in list {
-                println!("{:<18} {:<24} {:<22} {}", s.job, s.state, s.created, s.images);
+                println!(
+                    "{:<18} {:<24} {:<22} {}",
+                    s.job, s.state, s.created, s.images
+                );
             }
             Ok(())
         }

@@ -64,7 +64,14 @@ fn keys_of(obj: &Value, secret: bool) -> BTreeMap<String, Vec<u8>> {
     if let Some(data) = obj["data"].as_object() {
         for (k, v) in data {
             let s = v.as_str().unwrap_or_default();
-            out.insert(k.clone(), if secret { b64(s) } else { s.as_bytes().to_vec() });
+            out.insert(
+                k.clone(),
+                if secret {
+                    b64(s)
+                } else {
+                    s.as_bytes().to_vec()
+                },
+            );
         }
     }
     if let Some(data) = obj["binaryData"].as_object() {
@@ -89,7 +96,10 @@ fn project(
                 let data = keys
                     .get(key)
                     .ok_or_else(|| format!("key {key} not found"))?;
-                let mode = it["mode"].as_u64().map(|m| m as u32).unwrap_or(default_mode);
+                let mode = it["mode"]
+                    .as_u64()
+                    .map(|m| m as u32)
+                    .unwrap_or(default_mode);
                 Ok((
                     it["path"].as_str().unwrap_or(key).to_string(),
                     data.clone(),
@@ -135,12 +145,21 @@ fn lay_out(shared: &Shared, ns: &str, volume: &Value, dir: &Path) -> Result<(), 
         }
         atomic_volume(dir, &files);
     } else {
-        return Err(format!("volume type not supported by the fake kubelet: {volume}"));
+        return Err(format!(
+            "volume type not supported by the fake kubelet: {volume}"
+        ));
     }
     Ok(())
 }
 
-fn set_container_state(shared: &Shared, ns: &str, pod: &str, phase: &str, state: Value, extra: Value) {
+fn set_container_state(
+    shared: &Shared,
+    ns: &str,
+    pod: &str,
+    phase: &str,
+    state: Value,
+    extra: Value,
+) {
     shared.update("pods", ns, pod, |p| {
         p["status"]["phase"] = json!(phase);
         p["status"]["containerStatuses"] = json!([{
@@ -182,18 +201,29 @@ fn finish_job(shared: &Shared, ns: &str, job: &str, ok: bool, reason: &str, mess
 fn field_ref(path: &str, pod: &Value) -> String {
     match path {
         "metadata.name" => pod["metadata"]["name"].as_str().unwrap_or_default().into(),
-        "metadata.namespace" => pod["metadata"]["namespace"].as_str().unwrap_or_default().into(),
+        "metadata.namespace" => pod["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or_default()
+            .into(),
         "spec.nodeName" => NODE.into(),
         p if p.starts_with("metadata.labels['") => {
-            let key = p.trim_start_matches("metadata.labels['").trim_end_matches("']");
-            pod["metadata"]["labels"][key].as_str().unwrap_or_default().into()
+            let key = p
+                .trim_start_matches("metadata.labels['")
+                .trim_end_matches("']");
+            pod["metadata"]["labels"][key]
+                .as_str()
+                .unwrap_or_default()
+                .into()
         }
         _ => String::new(),
     }
 }
 
 fn run_job(shared: &Arc<Shared>, ns: &str, job: &Value) {
-    let job_name = job["metadata"]["name"].as_str().unwrap_or_default().to_string();
+    let job_name = job["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let started = Instant::now();
     let deadline = job["spec"]["activeDeadlineSeconds"]
         .as_u64()
@@ -249,7 +279,14 @@ fn run_job(shared: &Arc<Shared>, ns: &str, job: &Value) {
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 remove_pod();
-                finish_job(shared, ns, &job_name, false, "DeadlineExceeded", "Job was active longer than specified deadline");
+                finish_job(
+                    shared,
+                    ns,
+                    &job_name,
+                    false,
+                    "DeadlineExceeded",
+                    "Job was active longer than specified deadline",
+                );
                 return;
             }
             let _ = why;
@@ -259,12 +296,26 @@ fn run_job(shared: &Arc<Shared>, ns: &str, job: &Value) {
 
     let image = container["image"].as_str().unwrap_or_default().to_string();
     if image.contains("unpullable") {
-        let msg = format!("rpc error: code = NotFound desc = failed to pull and unpack image \"{image}\": not found");
-        set_container_state(shared, ns, &pod_name, "Pending",
-            json!({"waiting": {"reason": "ErrImagePull", "message": msg}}), json!({}));
+        let msg = format!(
+            "rpc error: code = NotFound desc = failed to pull and unpack image \"{image}\": not found"
+        );
+        set_container_state(
+            shared,
+            ns,
+            &pod_name,
+            "Pending",
+            json!({"waiting": {"reason": "ErrImagePull", "message": msg}}),
+            json!({}),
+        );
         std::thread::sleep(Duration::from_millis(300));
-        set_container_state(shared, ns, &pod_name, "Pending",
-            json!({"waiting": {"reason": "ImagePullBackOff", "message": format!("Back-off pulling image \"{image}\"")}}), json!({}));
+        set_container_state(
+            shared,
+            ns,
+            &pod_name,
+            "Pending",
+            json!({"waiting": {"reason": "ImagePullBackOff", "message": format!("Back-off pulling image \"{image}\"")}}),
+            json!({}),
+        );
         return wait_out("image");
     }
 
@@ -283,8 +334,14 @@ fn run_job(shared: &Arc<Shared>, ns: &str, job: &Value) {
             .cloned()
             .unwrap_or_default();
         if let Err(e) = lay_out(shared, ns, &vol, &host) {
-            set_container_state(shared, ns, &pod_name, "Pending",
-                json!({"waiting": {"reason": "CreateContainerConfigError", "message": e}}), json!({}));
+            set_container_state(
+                shared,
+                ns,
+                &pod_name,
+                "Pending",
+                json!({"waiting": {"reason": "CreateContainerConfigError", "message": e}}),
+                json!({}),
+            );
             return wait_out("volume");
         }
         mounts.push((mount_path, host));
@@ -320,7 +377,10 @@ fn run_job(shared: &Arc<Shared>, ns: &str, job: &Value) {
         .env("KUBERNETES_SERVICE_PORT", "443")
         .env("OSSB_SECRETS_ROOT", pod_root.join("var/run/secrets"))
         .env("OSSB_CONFIGMAPS_ROOT", pod_root.join("var/run/configmaps"))
-        .env("OSSB_WORKSPACE", host_of("/workspace/.ossb").unwrap_or_else(|| pod_root.join("workspace/.ossb")))
+        .env(
+            "OSSB_WORKSPACE",
+            host_of("/workspace/.ossb").unwrap_or_else(|| pod_root.join("workspace/.ossb")),
+        )
         .env("OSSB_STATUS_FILE", tmp.join("ossb-status.json"))
         .env("OSSB_PROGRESS_FILE", tmp.join("ossb-progress.json"));
     for e in container["env"].as_array().into_iter().flatten() {
@@ -331,20 +391,44 @@ fn run_job(shared: &Arc<Shared>, ns: &str, job: &Value) {
         };
         cmd.env(name, value);
     }
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null());
+    cmd.stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .stdin(Stdio::null());
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
-            set_container_state(shared, ns, &pod_name, "Failed",
-                json!({"terminated": {"exitCode": 128, "reason": "StartError", "message": e.to_string()}}), json!({}));
-            finish_job(shared, ns, &job_name, false, "BackoffLimitExceeded", "Job has reached the specified backoff limit");
+            set_container_state(
+                shared,
+                ns,
+                &pod_name,
+                "Failed",
+                json!({"terminated": {"exitCode": 128, "reason": "StartError", "message": e.to_string()}}),
+                json!({}),
+            );
+            finish_job(
+                shared,
+                ns,
+                &job_name,
+                false,
+                "BackoffLimitExceeded",
+                "Job has reached the specified backoff limit",
+            );
             return;
         }
     };
-    shared.lock().logs.insert(key.clone(), super::LogBuf::default());
+    shared
+        .lock()
+        .logs
+        .insert(key.clone(), super::LogBuf::default());
     let readers: Vec<_> = [
-        child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-        child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
     ]
     .into_iter()
     .flatten()
@@ -352,7 +436,10 @@ fn run_job(shared: &Arc<Shared>, ns: &str, job: &Value) {
         let shared = shared.clone();
         let key = key.clone();
         std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stream).split(b'\n').map_while(Result::ok) {
+            for line in std::io::BufReader::new(stream)
+                .split(b'\n')
+                .map_while(Result::ok)
+            {
                 let mut st = shared.lock();
                 if let Some(l) = st.logs.get_mut(&key) {
                     l.data.extend_from_slice(&line);
@@ -364,8 +451,14 @@ fn run_job(shared: &Arc<Shared>, ns: &str, job: &Value) {
     })
     .collect();
     let started_at = now();
-    set_container_state(shared, ns, &pod_name, "Running",
-        json!({"running": {"startedAt": started_at}}), json!({"startTime": started_at, "podIP": "10.244.0.7"}));
+    set_container_state(
+        shared,
+        ns,
+        &pod_name,
+        "Running",
+        json!({"running": {"startedAt": started_at}}),
+        json!({"startTime": started_at, "podIP": "10.244.0.7"}),
+    );
 
     let grace = Duration::from_secs(spec["terminationGracePeriodSeconds"].as_u64().unwrap_or(30));
     let pid = rustix::process::Pid::from_child(&child);
@@ -394,7 +487,9 @@ fn run_job(shared: &Arc<Shared>, ns: &str, job: &Value) {
         let _ = r.join();
     }
     use std::os::unix::process::ExitStatusExt;
-    let code = exit.code().unwrap_or_else(|| 128 + exit.signal().unwrap_or(9));
+    let code = exit
+        .code()
+        .unwrap_or_else(|| 128 + exit.signal().unwrap_or(9));
     let log_tail = {
         let mut st = shared.lock();
         let l = st.logs.entry(key.clone()).or_default();
@@ -404,24 +499,59 @@ fn run_job(shared: &Arc<Shared>, ns: &str, job: &Value) {
         let tail = lines[lines.len().saturating_sub(80)..].join("\n");
         // FallbackToLogsOnError: the last 80 lines, at most 2048 bytes.
         let start = tail.len().saturating_sub(2048);
-        let start = (start..=tail.len()).find(|i| tail.is_char_boundary(*i)).unwrap_or(tail.len());
+        let start = (start..=tail.len())
+            .find(|i| tail.is_char_boundary(*i))
+            .unwrap_or(tail.len());
         tail[start..].to_string()
     };
     shared.changed.notify_all();
-    let (phase, reason) = if code == 0 { ("Succeeded", "Completed") } else { ("Failed", "Error") };
-    let mut terminated = json!({"exitCode": code, "reason": reason, "startedAt": started_at, "finishedAt": now()});
+    let (phase, reason) = if code == 0 {
+        ("Succeeded", "Completed")
+    } else {
+        ("Failed", "Error")
+    };
+    let mut terminated =
+        json!({"exitCode": code, "reason": reason, "startedAt": started_at, "finishedAt": now()});
     if code != 0 {
         terminated["message"] = json!(log_tail);
     }
-    set_container_state(shared, ns, &pod_name, phase, json!({"terminated": terminated}), json!({}));
+    set_container_state(
+        shared,
+        ns,
+        &pod_name,
+        phase,
+        json!({"terminated": terminated}),
+        json!({}),
+    );
     if stop_requested() {
         remove_pod();
     } else if code == 0 {
-        finish_job(shared, ns, &job_name, true, "CompletionsReached", "Reached expected number of succeeded pods");
+        finish_job(
+            shared,
+            ns,
+            &job_name,
+            true,
+            "CompletionsReached",
+            "Reached expected number of succeeded pods",
+        );
     } else if deadline_hit {
-        finish_job(shared, ns, &job_name, false, "DeadlineExceeded", "Job was active longer than specified deadline");
+        finish_job(
+            shared,
+            ns,
+            &job_name,
+            false,
+            "DeadlineExceeded",
+            "Job was active longer than specified deadline",
+        );
     } else {
-        finish_job(shared, ns, &job_name, false, "BackoffLimitExceeded", "Job has reached the specified backoff limit");
+        finish_job(
+            shared,
+            ns,
+            &job_name,
+            false,
+            "BackoffLimitExceeded",
+            "Job has reached the specified backoff limit",
+        );
     }
     // Later deletion of the Job (the client's cleanup) removes the finished pod.
     loop {

@@ -80,9 +80,18 @@ impl Shared {
     }
 
     /// Store `object` (created or modified) and tell the watchers.
-    pub fn put(&self, st: &mut State, resource: &'static str, ns: &str, mut object: Value) -> Value {
+    pub fn put(
+        &self,
+        st: &mut State,
+        resource: &'static str,
+        ns: &str,
+        mut object: Value,
+    ) -> Value {
         st.rv += 1;
-        let name = object["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        let name = object["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         object["metadata"]["resourceVersion"] = json!(st.rv.to_string());
         let key = (resource, ns.to_string(), name);
         let kind = if st.objects.contains_key(&key) {
@@ -103,8 +112,16 @@ impl Shared {
     }
 
     /// Remove an object and tell the watchers.
-    pub fn remove(&self, st: &mut State, resource: &'static str, ns: &str, name: &str) -> Option<Value> {
-        let mut object = st.objects.remove(&(resource, ns.to_string(), name.to_string()))?;
+    pub fn remove(
+        &self,
+        st: &mut State,
+        resource: &'static str,
+        ns: &str,
+        name: &str,
+    ) -> Option<Value> {
+        let mut object = st
+            .objects
+            .remove(&(resource, ns.to_string(), name.to_string()))?;
         st.rv += 1;
         object["metadata"]["resourceVersion"] = json!(st.rv.to_string());
         st.events.push(Event {
@@ -121,7 +138,11 @@ impl Shared {
     /// Modify an object in place.
     pub fn update(&self, resource: &'static str, ns: &str, name: &str, f: impl FnOnce(&mut Value)) {
         let mut st = self.lock();
-        let Some(mut obj) = st.objects.get(&(resource, ns.to_string(), name.to_string())).cloned() else {
+        let Some(mut obj) = st
+            .objects
+            .get(&(resource, ns.to_string(), name.to_string()))
+            .cloned()
+        else {
             return;
         };
         f(&mut obj);
@@ -298,7 +319,13 @@ fn handle(shared: &Arc<Shared>, req: Request) -> Response {
     {
         let mut st = shared.lock();
         let mut line = format!("{} {}", req.method, req.path);
-        for k in ["watch", "resourceVersion", "follow", "labelSelector", "fieldSelector"] {
+        for k in [
+            "watch",
+            "resourceVersion",
+            "follow",
+            "labelSelector",
+            "fieldSelector",
+        ] {
             if let Some(v) = req.query.get(k) {
                 line.push_str(&format!(" {k}={v}"));
             }
@@ -316,9 +343,12 @@ fn handle(shared: &Arc<Shared>, req: Request) -> Response {
                     "gitTreeState":"clean","buildDate":"2026-01-01T00:00:00Z","goVersion":"go1.24",
                     "compiler":"gc","platform":"linux/amd64"}),
         ),
-        ["apis", "authorization.k8s.io", "v1", "selfsubjectaccessreviews"] if req.method == "POST" => {
-            access_review(shared, &req)
-        }
+        [
+            "apis",
+            "authorization.k8s.io",
+            "v1",
+            "selfsubjectaccessreviews",
+        ] if req.method == "POST" => access_review(shared, &req),
         ["api", "v1", "namespaces"] => collection(shared, &req, "namespaces", ""),
         ["api", "v1", "namespaces", name] => item(shared, &req, "namespaces", "", name),
         ["api", "v1", "namespaces", ns, "pods", name, "log"] => pod_log(shared, &req, ns, name),
@@ -333,7 +363,11 @@ fn handle(shared: &Arc<Shared>, req: Request) -> Response {
             Some((r, ..)) => item(shared, &req, r, ns, name),
             None => status(404, "NotFound", format!("the server could not find {res}")),
         },
-        _ => status(404, "NotFound", format!("the server could not find {}", req.path)),
+        _ => status(
+            404,
+            "NotFound",
+            format!("the server could not find {}", req.path),
+        ),
     }
 }
 
@@ -370,12 +404,23 @@ fn collection(shared: &Arc<Shared>, req: &Request, resource: &'static str, ns: &
                 return status(400, "BadRequest", "invalid JSON body".into());
             };
             let Some(name) = obj["metadata"]["name"].as_str().map(str::to_string) else {
-                return status(422, "Invalid", format!("{kind} \"\" is invalid: metadata.name: Required value"));
+                return status(
+                    422,
+                    "Invalid",
+                    format!("{kind} \"\" is invalid: metadata.name: Required value"),
+                );
             };
             let mut st = shared.lock();
             st.created.push((resource, obj.clone()));
-            if st.objects.contains_key(&(resource, ns.to_string(), name.clone())) {
-                return status(409, "AlreadyExists", format!("{resource} \"{name}\" already exists"));
+            if st
+                .objects
+                .contains_key(&(resource, ns.to_string(), name.clone()))
+            {
+                return status(
+                    409,
+                    "AlreadyExists",
+                    format!("{resource} \"{name}\" already exists"),
+                );
             }
             obj["apiVersion"] = json!(api_version);
             obj["kind"] = json!(kind);
@@ -400,7 +445,12 @@ fn collection(shared: &Arc<Shared>, req: &Request, resource: &'static str, ns: &
             }
             Response::json(201, &stored)
         }
-        "GET" if req.query.get("watch").is_some_and(|w| w == "true" || w == "1") => {
+        "GET"
+            if req
+                .query
+                .get("watch")
+                .is_some_and(|w| w == "true" || w == "1") =>
+        {
             watch(shared, req, resource, ns)
         }
         "GET" => {
@@ -408,7 +458,9 @@ fn collection(shared: &Arc<Shared>, req: &Request, resource: &'static str, ns: &
             let items: Vec<Value> = st
                 .objects
                 .iter()
-                .filter(|((r, n, _), o)| *r == resource && (!namespaced || n == ns) && matches(o, &req.query))
+                .filter(|((r, n, _), o)| {
+                    *r == resource && (!namespaced || n == ns) && matches(o, &req.query)
+                })
                 .map(|(_, o)| o.clone())
                 .collect();
             Response::json(
@@ -417,11 +469,21 @@ fn collection(shared: &Arc<Shared>, req: &Request, resource: &'static str, ns: &
                         "metadata":{"resourceVersion":st.rv.to_string()},"items":items}),
             )
         }
-        _ => status(405, "MethodNotAllowed", format!("{} is not allowed", req.method)),
+        _ => status(
+            405,
+            "MethodNotAllowed",
+            format!("{} is not allowed", req.method),
+        ),
     }
 }
 
-fn item(shared: &Arc<Shared>, req: &Request, resource: &'static str, ns: &str, name: &str) -> Response {
+fn item(
+    shared: &Arc<Shared>,
+    req: &Request,
+    resource: &'static str,
+    ns: &str,
+    name: &str,
+) -> Response {
     match req.method.as_str() {
         "GET" => match shared.get(resource, ns, name) {
             Some(o) => Response::json(200, &o),
@@ -431,7 +493,11 @@ fn item(shared: &Arc<Shared>, req: &Request, resource: &'static str, ns: &str, n
             Some(o) => Response::json(200, &o),
             None => status(404, "NotFound", format!("{resource} \"{name}\" not found")),
         },
-        _ => status(405, "MethodNotAllowed", format!("{} is not allowed", req.method)),
+        _ => status(
+            405,
+            "MethodNotAllowed",
+            format!("{} is not allowed", req.method),
+        ),
     }
 }
 
@@ -446,7 +512,9 @@ pub fn delete(shared: &Arc<Shared>, resource: &'static str, ns: &str, name: &str
             let pods: Vec<String> = st
                 .objects
                 .iter()
-                .filter(|((r, n, _), o)| *r == "pods" && n == ns && o["metadata"]["labels"]["job-name"] == name)
+                .filter(|((r, n, _), o)| {
+                    *r == "pods" && n == ns && o["metadata"]["labels"]["job-name"] == name
+                })
                 .map(|((_, _, p), _)| p.clone())
                 .collect();
             for p in pods {
@@ -456,7 +524,8 @@ pub fn delete(shared: &Arc<Shared>, resource: &'static str, ns: &str, name: &str
         }
         "pods" => {
             // Put it back until the kubelet has stopped it.
-            st.objects.insert((resource, ns.to_string(), name.to_string()), obj.clone());
+            st.objects
+                .insert((resource, ns.to_string(), name.to_string()), obj.clone());
             st.terminating.insert(format!("{ns}/{name}"));
         }
         "namespaces" => {
@@ -484,7 +553,9 @@ fn watch(shared: &Arc<Shared>, req: &Request, resource: &'static str, ns: &str) 
     let shared = shared.clone();
     let query = req.query.clone();
     let ns = ns.to_string();
-    let bookmarks = query.get("allowWatchBookmarks").is_some_and(|v| v == "true");
+    let bookmarks = query
+        .get("allowWatchBookmarks")
+        .is_some_and(|v| v == "true");
     let timeout = query
         .get("timeoutSeconds")
         .and_then(|t| t.parse().ok())
@@ -528,7 +599,8 @@ fn watch(shared: &Arc<Shared>, req: &Request, resource: &'static str, ns: &str) 
                         && matches(&ev.object, &query)
                     {
                         lines.extend(
-                            format!("{}\n", json!({"type":ev.kind,"object":ev.object})).into_bytes(),
+                            format!("{}\n", json!({"type":ev.kind,"object":ev.object}))
+                                .into_bytes(),
                         );
                     }
                 }
@@ -576,7 +648,12 @@ fn pod_log(shared: &Arc<Shared>, req: &Request, ns: &str, name: &str) -> Respons
     }
     let follow = req.query.get("follow").is_some_and(|f| f == "true");
     if !follow {
-        let data = shared.lock().logs.get(&key).map(|l| l.data.clone()).unwrap_or_default();
+        let data = shared
+            .lock()
+            .logs
+            .get(&key)
+            .map(|l| l.data.clone())
+            .unwrap_or_default();
         return Response::Full {
             status: 200,
             content_type: "text/plain",

@@ -48,7 +48,9 @@ pub fn image_name(tag: &ContentTag, hash: &str) -> String {
 /// Check a TTL tag such as `4h`, `30m`, `2d` (what ttl.sh-style registries accept).
 pub fn is_ttl(tag: &str) -> bool {
     let (num, unit) = tag.split_at(tag.len().saturating_sub(1));
-    !num.is_empty() && num.bytes().all(|b| b.is_ascii_digit()) && matches!(unit, "s" | "m" | "h" | "d")
+    !num.is_empty()
+        && num.bytes().all(|b| b.is_ascii_digit())
+        && matches!(unit, "s" | "m" | "h" | "d")
 }
 
 #[cfg(test)]

@@ -185,14 +185,22 @@ mod tests {
         let out = r.line(&json!({"component":"operation","msg":"step output","output":"hi","platform":"p","stage":0,"step":2}).to_string());
         assert!(matches!(out, Some(ProgressEvent::StepOutput { ref line, .. }) if line == "hi"));
         let fin = r.line(&json!({"component":"operation","msg":"step finished","cache_hit":true,"duration_s":0.5,"bytes":7,"platform":"p","stage":0,"step":2}).to_string());
-        assert!(
-            matches!(fin, Some(ProgressEvent::StepFinished { cache_hit: true, bytes: 7, .. }))
-        );
+        assert!(matches!(
+            fin,
+            Some(ProgressEvent::StepFinished {
+                cache_hit: true,
+                bytes: 7,
+                ..
+            })
+        ));
         assert_eq!(r.line("sha256:abc"), None);
         r.line(&json!({"component":"job_status","status":"Running"}).to_string());
         assert_eq!(r.final_status, None);
         r.line(&json!({"component":"job_status","status":"Failed","exit_code":2}).to_string());
-        r.line(&json!({"component":"cli","level":"error","exit_code":2,"msg":"error: no such file"}).to_string());
+        r.line(
+            &json!({"component":"cli","level":"error","exit_code":2,"msg":"error: no such file"})
+                .to_string(),
+        );
         assert_eq!(r.exit_code(), Some(2));
         assert_eq!(r.error.as_deref(), Some("no such file"));
     }

@@ -35,9 +35,11 @@ fn namespace_of(cluster: &Cluster, ns: Option<&str>) -> String {
 
 fn status_of(job: &Job, pod: Option<&Pod>) -> BuildStatus {
     let st = job.status.clone().unwrap_or_default();
-    let finished = st.conditions.unwrap_or_default().into_iter().find(|c| {
-        c.status == "True" && (c.type_ == "Complete" || c.type_ == "Failed")
-    });
+    let finished = st
+        .conditions
+        .unwrap_or_default()
+        .into_iter()
+        .find(|c| c.status == "True" && (c.type_ == "Complete" || c.type_ == "Failed"));
     let state = match finished {
         Some(c) if c.type_ == "Complete" => "Succeeded".to_string(),
         Some(c) => format!("Failed ({})", c.reason.unwrap_or_default()),
@@ -85,7 +87,11 @@ async fn pod_of(cluster: &Cluster, ns: &str, job: &str) -> Result<Option<Pod>, E
 }
 
 /// The state of one build.
-pub async fn status(opts: &ClientOptions, ns: Option<&str>, job: &str) -> Result<BuildStatus, Error> {
+pub async fn status(
+    opts: &ClientOptions,
+    ns: Option<&str>,
+    job: &str,
+) -> Result<BuildStatus, Error> {
     let cluster = connect(opts).await?;
     let ns = namespace_of(&cluster, ns);
     let jobs: kube::Api<Job> = kube::Api::namespaced(cluster.client.clone(), &ns);
@@ -146,7 +152,10 @@ pub async fn logs(
         .lines();
     while let Some(line) = lines.next().await {
         let line = line.map_err(|e| {
-            Error::new(ExitCode::General, format!("reading the log of pod {name}: {e}"))
+            Error::new(
+                ExitCode::General,
+                format!("reading the log of pod {name}: {e}"),
+            )
         })?;
         writeln!(out, "{line}")
             .map_err(|e| Error::new(ExitCode::General, format!("cannot write the log: {e}")))?;
@@ -156,7 +165,11 @@ pub async fn logs(
 
 /// Delete a build: its Job (with the pod), ConfigMaps and Secret, and its namespace when the
 /// build had its own. Returns what was deleted.
-pub async fn delete(opts: &ClientOptions, ns: Option<&str>, job: &str) -> Result<Vec<String>, Error> {
+pub async fn delete(
+    opts: &ClientOptions,
+    ns: Option<&str>,
+    job: &str,
+) -> Result<Vec<String>, Error> {
     let cluster = connect(opts).await?;
     let ns = namespace_of(&cluster, ns);
     let client = cluster.client.clone();
@@ -215,7 +228,9 @@ pub async fn delete(opts: &ClientOptions, ns: Option<&str>, job: &str) -> Result
     if deleted.is_empty() {
         return Err(Error::new(
             ExitCode::Configuration,
-            format!("nothing of build {job} found in namespace {ns}; list builds with ossb k8s list"),
+            format!(
+                "nothing of build {job} found in namespace {ns}; list builds with ossb k8s list"
+            ),
         ));
     }
     Ok(deleted)

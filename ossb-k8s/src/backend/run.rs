@@ -236,9 +236,12 @@ async fn create_and_watch(
         created.secret = Some(name);
     }
     let jobs: kube::Api<Job> = kube::Api::namespaced(cluster.client.clone(), ns);
-    jobs.create(&pp, &objects.job)
-        .await
-        .map_err(|e| k8s(e, format!("create job {} in namespace {ns}", objects.build_id)))?;
+    jobs.create(&pp, &objects.job).await.map_err(|e| {
+        k8s(
+            e,
+            format!("create job {} in namespace {ns}", objects.build_id),
+        )
+    })?;
     created.job = Some(objects.build_id.clone());
     tracing::info!(component = "k8s", job = %objects.build_id, namespace = %ns, "job created");
     progress.event(&ProgressEvent::Warning {
@@ -253,12 +256,7 @@ async fn create_and_watch(
 
 /// Delete what the build created; with `keep_all_but_job` only the Job. Errors are logged, not
 /// returned: the build's own result matters more.
-async fn cleanup(
-    cluster: &client::Cluster,
-    ns: &str,
-    created: &Created,
-    keep_all_but_job: bool,
-) {
+async fn cleanup(cluster: &client::Cluster, ns: &str, created: &Created, keep_all_but_job: bool) {
     let client = &cluster.client;
     let dp = DeleteParams::background();
     let report = |what: String, r: Result<(), kube::Error>| {
@@ -271,10 +269,7 @@ async fn cleanup(
     };
     if let Some(job) = &created.job {
         let api: kube::Api<Job> = kube::Api::namespaced(client.clone(), ns);
-        report(
-            format!("job {job}"),
-            api.delete(job, &dp).await.map(|_| ()),
-        );
+        report(format!("job {job}"), api.delete(job, &dp).await.map(|_| ()));
     }
     if keep_all_but_job {
         return;

@@ -174,7 +174,10 @@ pub fn pod_args(request: &BuildRequest, opts: &KubernetesOptions) -> Result<Vec<
     for host in &opts.insecure_registries {
         args.extend(["--insecure-registry".into(), host.clone()]);
     }
-    args.extend(["--timeout".into(), format!("{}s", pod_timeout(opts).as_secs())]);
+    args.extend([
+        "--timeout".into(),
+        format!("{}s", pod_timeout(opts).as_secs()),
+    ]);
     args.extend(opts.extra_args.iter().cloned());
     args.push(POD_CONTEXT_DIR.into());
     Ok(args)
@@ -570,7 +573,10 @@ mod tests {
         assert_eq!(c["securityContext"]["capabilities"]["drop"][0], "ALL");
         assert_eq!(c["resources"]["limits"]["memory"], "4Gi");
         let args: Vec<String> = serde_json::from_value(c["args"].clone()).expect("args");
-        assert!(args.windows(2).any(|w| w == ["--timeout", "570s"]), "{args:?}");
+        assert!(
+            args.windows(2).any(|w| w == ["--timeout", "570s"]),
+            "{args:?}"
+        );
         assert_eq!(args.last().map(String::as_str), Some(POD_CONTEXT_DIR));
         let mounts = c["volumeMounts"].to_string();
         for p in [

@@ -78,7 +78,10 @@ pub fn read_context(request: &BuildRequest) -> Result<ContextBundle, Error> {
     let root = ossb_core::exec::Root::open_host(&scanned.base).map_err(|e| {
         Error::new(
             ExitCode::Build,
-            format!("cannot open the build context {}: {e}", scanned.base.display()),
+            format!(
+                "cannot open the build context {}: {e}",
+                scanned.base.display()
+            ),
         )
     })?;
     let mut files = Vec::new();
@@ -165,7 +168,13 @@ pub fn pack(bundle: &ContextBundle, max_total: u64) -> Result<Vec<PackedConfigMa
     if total > max_total {
         let largest = bundle.files.iter().max_by_key(|f| f.data.len());
         let hint = largest
-            .map(|f| format!(" (largest file: {} at {})", f.path, mib(f.data.len() as u64)))
+            .map(|f| {
+                format!(
+                    " (largest file: {} at {})",
+                    f.path,
+                    mib(f.data.len() as u64)
+                )
+            })
             .unwrap_or_default();
         return Err(too_large(format!(
             "the build context is {} after .dockerignore{hint}, over the {} a build sends to \
@@ -192,7 +201,9 @@ pub fn pack(bundle: &ContextBundle, max_total: u64) -> Result<Vec<PackedConfigMa
                 mib(size)
             )));
         }
-        let fits = maps.last().is_some_and(|m| m.bytes + size <= CONFIGMAP_BUDGET);
+        let fits = maps
+            .last()
+            .is_some_and(|m| m.bytes + size <= CONFIGMAP_BUDGET);
         if !fits {
             maps.push(PackedConfigMap::default());
         }

@@ -18,8 +18,8 @@ use std::pin::Pin;
 
 /// An update from one of the two watches.
 enum Update {
-    Job(Job),
-    Pod(Pod, bool),
+    Job(Box<Job>),
+    Pod(Box<Pod>, bool),
 }
 
 type Updates = Pin<Box<dyn Stream<Item = Result<Update, K8sError>> + Send>>;
@@ -44,7 +44,15 @@ where
         + 'static,
 {
     futures_util::stream::unfold(
-        (api, lp, wp, server, None::<String>, Vec::<(K, bool)>::new(), None),
+        (
+            api,
+            lp,
+            wp,
+            server,
+            None::<String>,
+            Vec::<(K, bool)>::new(),
+            None,
+        ),
         |(api, lp, wp, server, mut rv, mut pending, mut stream)| async move {
             loop {
                 if let Some(item) = pending.pop() {
@@ -121,7 +129,10 @@ where
 }
 
 /// Wait until cancelled: by the handle, or by SIGINT/SIGTERM when `signals`.
-pub(super) async fn cancelled(rx: &mut tokio::sync::watch::Receiver<bool>, signals: bool) -> String {
+pub(super) async fn cancelled(
+    rx: &mut tokio::sync::watch::Receiver<bool>,
+    signals: bool,
+) -> String {
     use tokio::signal::unix::{SignalKind, signal};
     let (mut term, mut int) = if signals {
         (
@@ -273,14 +284,14 @@ pub(super) async fn follow(
         WatchParams::default().fields(&field),
         cluster.server.clone(),
     )
-    .map_ok(|(j, _)| Update::Job(j));
+    .map_ok(|(j, _)| Update::Job(Box::new(j)));
     let pod_updates = resumable(
         pods.clone(),
         ListParams::default().labels(&label),
         WatchParams::default().labels(&label),
         cluster.server.clone(),
     )
-    .map_ok(|(p, deleted)| Update::Pod(p, deleted));
+    .map_ok(|(p, deleted)| Update::Pod(Box::new(p), deleted));
     let mut updates: Updates = Box::pin(futures_util::stream::select(job_updates, pod_updates));
 
     let mut seen = Seen::default();
@@ -311,18 +322,11 @@ pub(super) async fn follow(
             && (log_done || lines.is_none())
             && (seen.pod_settled() || settled_out)
         {
-            return conclude(
-                complete,
-                reason,
-                message,
-                seen.pod.as_ref(),
-                &report,
-                opts,
-            );
+            return conclude(complete, reason, message, seen.pod.as_ref(), &report, opts);
         }
         tokio::select! {
             update = updates.next() => match update {
-                Some(Ok(Update::Job(job))) => seen.job = Some(job),
+                Some(Ok(Update::Job(job))) => seen.job = Some(*job),
                 Some(Ok(Update::Pod(pod, deleted))) => {
                     if deleted {
                         seen.pod_deleted = true;
@@ -361,7 +365,7 @@ pub(super) async fn follow(
                             }
                         }
                     }
-                    seen.pod = Some(pod);
+                    seen.pod = Some(*pod);
                 }
                 Some(Err(e)) => return Err(e.into()),
                 None => {
