@@ -375,6 +375,24 @@ fn k8s_build_timeout_ends_with_exit_7_and_cleans_up() {
     assert_eq!(out.status.code(), Some(7), "{}", show(&out));
     let job = &s.cluster.created("jobs")[0];
     assert_eq!(job["spec"]["activeDeadlineSeconds"], 8);
+    // The build outlived the server's watch window: the watch was resumed, each time from
+    // the last resourceVersion seen (moved on by bookmarks), never from scratch.
+    let versions: Vec<u64> = s
+        .cluster
+        .requests()
+        .iter()
+        .filter(|r| r.starts_with("GET /apis/batch/v1/namespaces/ci/jobs") && r.contains("watch=true"))
+        .map(|r| {
+            let v = r.split("resourceVersion=").nth(1).expect("resumed with a resourceVersion");
+            v.split(' ').next().unwrap_or_default().parse().expect("numeric resourceVersion")
+        })
+        .collect();
+    assert!(versions.len() >= 2, "resumed: {versions:?}");
+    assert!(versions.windows(2).all(|w| w[0] <= w[1]) && versions[0] > 0, "{versions:?}");
+    assert!(
+        versions.windows(2).any(|w| w[0] < w[1]),
+        "later watches start after what was seen: {versions:?}"
+    );
     s.assert_cleaned_up();
 }
 
