@@ -21,7 +21,7 @@ use std::process::{Command, Output, Stdio};
 const OSSB: &str = env!("CARGO_BIN_EXE_ossb");
 
 fn tools() -> bool {
-    ["docker-registry", "curl"]
+    ["docker-registry", "curl", "openssl"]
         .iter()
         .all(|t| ossb_testkit::require_tool(t))
 }
@@ -33,12 +33,17 @@ struct Setup {
     registry: ossb_testkit::Registry,
 }
 
+/// A registry and a fake cluster served over HTTPS (as real clusters are).
 fn setup() -> Option<Setup> {
+    setup_with(FakeCluster::start)
+}
+
+fn setup_with(start: fn(&Path) -> FakeCluster) -> Option<Setup> {
     if !tools() {
         return None;
     }
     let registry = ossb_testkit::Registry::start_plain().expect("registry starts");
-    let cluster = FakeCluster::start(Path::new(OSSB));
+    let cluster = start(Path::new(OSSB));
     let kubeconfig = cluster.kubeconfig("ci");
     Some(Setup {
         env: Env::new(),
@@ -222,6 +227,10 @@ fn k8s_build_uploads_runs_streams_reports_and_cleans_up() {
     let digest = text(&out.stdout).trim().to_string();
     assert!(digest.starts_with("sha256:"), "{}", show(&out));
     let stderr = text(&out.stderr);
+    assert!(
+        s.cluster.url.starts_with("https://"),
+        "the cluster speaks TLS"
+    );
     // The client named where its configuration came from.
     assert!(
         stderr.contains("Kubernetes client configured from kubeconfig"),
@@ -376,23 +385,41 @@ fn k8s_build_timeout_ends_with_exit_7_and_cleans_up() {
     let job = &s.cluster.created("jobs")[0];
     assert_eq!(job["spec"]["activeDeadlineSeconds"], 8);
     // The build outlived the server's watch window: the watch was resumed, each time from
-    // the last resourceVersion seen (moved on by bookmarks), never from scratch.
+    // the last resourceVersion seen (kept current by bookmarks), never from scratch.
     let versions: Vec<u64> = s
         .cluster
         .requests()
         .iter()
-        .filter(|r| r.starts_with("GET /apis/batch/v1/namespaces/ci/jobs") && r.contains("watch=true"))
+        .filter(|r| {
+            r.starts_with("GET /apis/batch/v1/namespaces/ci/jobs") && r.contains("watch=true")
+        })
         .map(|r| {
-            let v = r.split("resourceVersion=").nth(1).expect("resumed with a resourceVersion");
-            v.split(' ').next().unwrap_or_default().parse().expect("numeric resourceVersion")
+            let v = r
+                .split("resourceVersion=")
+                .nth(1)
+                .expect("resumed with a resourceVersion");
+            v.split(' ')
+                .next()
+                .unwrap_or_default()
+                .parse()
+                .expect("numeric resourceVersion")
         })
         .collect();
     assert!(versions.len() >= 2, "resumed: {versions:?}");
-    assert!(versions.windows(2).all(|w| w[0] <= w[1]) && versions[0] > 0, "{versions:?}");
     assert!(
-        versions.windows(2).any(|w| w[0] < w[1]),
-        "later watches start after what was seen: {versions:?}"
+        versions.windows(2).all(|w| w[0] <= w[1]) && versions[0] > 0,
+        "{versions:?}"
     );
+    assert!(
+        s.cluster
+            .requests()
+            .iter()
+            .filter(|r| r.contains("watch=true"))
+            .all(|r| r.contains("allowWatchBookmarks=true")),
+        "bookmarks requested: {:#?}",
+        s.cluster.requests()
+    );
+    assert!(s.cluster.shared.lock().bookmarks > 0, "bookmarks sent");
     s.assert_cleaned_up();
 }
 
@@ -633,8 +660,12 @@ fn k8s_unpullable_image_is_reported_in_plain_words() {
 }
 
 #[test]
-fn k8s_per_build_namespace_is_created_and_deleted() {
-    let Some(s) = setup() else { return };
+fn k8s_per_build_namespace_is_created_and_deleted_over_plain_http() {
+    // An API server over plain HTTP, as `kubectl proxy` serves it.
+    let Some(s) = setup_with(FakeCluster::start_plain) else {
+        return;
+    };
+    assert!(s.cluster.url.starts_with("http://"));
     let ctx = app_context(&s.env);
     let out = s.build(
         &[

@@ -31,9 +31,7 @@ fn grants(rules: &[PolicyRule], p: &Permission) -> bool {
         r.api_groups
             .as_ref()
             .is_some_and(|g| g.iter().any(|g| g == p.group))
-            && r.resources
-                .as_ref()
-                .is_some_and(|rs| rs.contains(&res))
+            && r.resources.as_ref().is_some_and(|rs| rs.contains(&res))
             && r.verbs.iter().any(|v| v == p.verb)
     })
 }

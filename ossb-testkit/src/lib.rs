@@ -12,6 +12,6 @@ mod rootfs;
 mod tools;
 
 pub use conformance::conformance_path;
-pub use registry::{Registry, RegistryStartError};
+pub use registry::{Registry, RegistryStartError, make_certs};
 pub use rootfs::{BUSYBOX_APPLETS, busybox_rootfs};
 pub use tools::{find_tool, require_real, require_tool};

@@ -1,10 +1,10 @@
-//! A tiny HTTP/1.1 server on std threads: keep-alive connections, `Content-Length` and
-//! chunked request bodies, and chunked streaming responses (how the API server sends watch
-//! events and followed logs).
+//! A tiny HTTP/1.1 server on std threads, over plain TCP or TLS (rustls): keep-alive
+//! connections, `Content-Length` and chunked request bodies, and chunked streaming responses
+//! (how the API server sends watch events and followed logs).
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::sync::Arc;
 
 /// One request.
@@ -22,7 +22,7 @@ pub struct Request {
 
 /// Writes the chunks of a streaming response.
 pub struct ChunkWriter<'a> {
-    out: &'a mut TcpStream,
+    out: &'a mut dyn Write,
 }
 
 impl ChunkWriter<'_> {
@@ -113,7 +113,7 @@ pub fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn read_request(reader: &mut BufReader<TcpStream>) -> std::io::Result<Option<Request>> {
+fn read_request(reader: &mut impl BufRead) -> std::io::Result<Option<Request>> {
     let mut line = String::new();
     if reader.read_line(&mut line)? == 0 {
         return Ok(None);
@@ -174,7 +174,7 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> std::io::Result<Option<Req
     }))
 }
 
-fn write_response(out: &mut TcpStream, response: Response) -> std::io::Result<()> {
+fn write_response(out: &mut dyn Write, response: Response) -> std::io::Result<()> {
     match response {
         Response::Full {
             status,
@@ -211,28 +211,61 @@ fn write_response(out: &mut TcpStream, response: Response) -> std::io::Result<()
 /// The request handler.
 pub type Handler = Arc<dyn Fn(Request) -> Response + Send + Sync>;
 
-/// Serve `listener` on background threads, one per connection, until the process ends.
-pub fn serve(listener: TcpListener, handler: Handler) {
+/// A connection: plain TCP or TLS.
+pub trait Conn: Read + Write + Send {}
+impl<T: Read + Write + Send> Conn for T {}
+
+fn serve_conn(conn: Box<dyn Conn>, handler: &Handler) {
+    let mut reader = BufReader::new(conn);
+    while let Ok(Some(req)) = read_request(&mut reader) {
+        let close = req
+            .headers
+            .get("connection")
+            .is_some_and(|c| c.eq_ignore_ascii_case("close"));
+        if write_response(reader.get_mut(), handler(req)).is_err() || close {
+            break;
+        }
+    }
+}
+
+/// Serve `listener` on background threads, one per connection, until the process ends; with
+/// `tls`, every connection is TLS.
+pub fn serve(listener: TcpListener, handler: Handler, tls: Option<Arc<rustls::ServerConfig>>) {
     std::thread::spawn(move || {
         for conn in listener.incoming() {
             let Ok(conn) = conn else { continue };
             let handler = handler.clone();
+            let tls = tls.clone();
             std::thread::spawn(move || {
-                let Ok(read_half) = conn.try_clone() else {
-                    return;
+                let conn: Box<dyn Conn> = match tls {
+                    Some(config) => match rustls::ServerConnection::new(config) {
+                        Ok(server) => Box::new(rustls::StreamOwned::new(server, conn)),
+                        Err(_) => return,
+                    },
+                    None => Box::new(conn),
                 };
-                let mut reader = BufReader::new(read_half);
-                let mut out = conn;
-                while let Ok(Some(req)) = read_request(&mut reader) {
-                    let close = req
-                        .headers
-                        .get("connection")
-                        .is_some_and(|c| c.eq_ignore_ascii_case("close"));
-                    if write_response(&mut out, handler(req)).is_err() || close {
-                        break;
-                    }
-                }
+                serve_conn(conn, &handler);
             });
         }
     });
+}
+
+/// A TLS server configuration from PEM files.
+pub fn tls_config(cert: &std::path::Path, key: &std::path::Path) -> Arc<rustls::ServerConfig> {
+    let certs = rustls_pemfile::certs(&mut BufReader::new(
+        std::fs::File::open(cert).expect("server certificate"),
+    ))
+    .collect::<Result<Vec<_>, _>>()
+    .expect("PEM certificates");
+    let key = rustls_pemfile::private_key(&mut BufReader::new(
+        std::fs::File::open(key).expect("server key"),
+    ))
+    .expect("PEM key")
+    .expect("a private key");
+    Arc::new(
+        rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .expect("TLS configuration"),
+    )
 }

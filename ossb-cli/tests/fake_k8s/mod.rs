@@ -62,6 +62,8 @@ pub struct State {
     pub terminating: BTreeSet<String>,
     /// Pods whose process got SIGTERM.
     pub sigtermed: BTreeSet<String>,
+    /// BOOKMARK events sent.
+    pub bookmarks: usize,
 }
 
 /// Shared between the HTTP threads and the kubelet threads.
@@ -161,6 +163,8 @@ impl Shared {
 pub struct FakeCluster {
     pub shared: Arc<Shared>,
     pub url: String,
+    /// The CA of the server's certificate (HTTPS only).
+    pub ca: Option<PathBuf>,
     pub dir: tempfile::TempDir,
 }
 
@@ -220,8 +224,18 @@ fn matches(object: &Value, query: &BTreeMap<String, String>) -> bool {
 }
 
 impl FakeCluster {
-    /// Start the server with namespaces `default` and `ci`.
+    /// Start the server over HTTPS (a fresh CA, put into the kubeconfig like a real cluster's),
+    /// with namespaces `default` and `ci`.
     pub fn start(ossb: &Path) -> FakeCluster {
+        Self::start_with(ossb, true)
+    }
+
+    /// Start the server over plain HTTP (like `kubectl proxy`).
+    pub fn start_plain(ossb: &Path) -> FakeCluster {
+        Self::start_with(ossb, false)
+    }
+
+    fn start_with(ossb: &Path, tls: bool) -> FakeCluster {
         let dir = tempfile::Builder::new()
             // Short paths: the RUN sandbox passes overlay paths through fsconfig(2), whose
             // string values the kernel caps at 256 bytes.
@@ -246,19 +260,41 @@ impl FakeCluster {
             );
         }
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let addr = listener.local_addr().expect("addr");
+        let (url, ca, config) = if tls {
+            let ca = ossb_testkit::make_certs(dir.path()).expect("openssl makes certificates");
+            let certs = ca.parent().expect("certs dir");
+            let config = http::tls_config(&certs.join("server.crt"), &certs.join("server.key"));
+            (format!("https://{addr}"), Some(ca), Some(config))
+        } else {
+            (format!("http://{addr}"), None, None)
+        };
         let s = shared.clone();
-        http::serve(listener, Arc::new(move |req| handle(&s, req)));
-        FakeCluster { shared, url, dir }
+        http::serve(listener, Arc::new(move |req| handle(&s, req)), config);
+        FakeCluster {
+            shared,
+            url,
+            ca,
+            dir,
+        }
     }
 
-    /// A kubeconfig for this server (context `fake`, namespace `ns`), written to a file.
+    /// A kubeconfig for this server (context `fake`, namespace `ns`, the CA inline as
+    /// `certificate-authority-data` for HTTPS), written to a file.
     pub fn kubeconfig(&self, ns: &str) -> PathBuf {
+        use base64::Engine;
         let path = self.dir.path().join(format!("kubeconfig-{ns}"));
+        let ca = match &self.ca {
+            Some(ca) => format!(
+                "    certificate-authority-data: {}\n",
+                base64::engine::general_purpose::STANDARD.encode(std::fs::read(ca).expect("ca"))
+            ),
+            None => String::new(),
+        };
         std::fs::write(
             &path,
             format!(
-                "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {}\n\
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {}\n{ca}\
                  users:\n- name: builder\n  user:\n    token: {TOKEN}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: builder\n    namespace: {ns}\n\
                  current-context: fake\n",
                 self.url
@@ -322,6 +358,7 @@ fn handle(shared: &Arc<Shared>, req: Request) -> Response {
         for k in [
             "watch",
             "resourceVersion",
+            "allowWatchBookmarks",
             "follow",
             "labelSelector",
             "fieldSelector",
@@ -604,9 +641,7 @@ fn watch(shared: &Arc<Shared>, req: &Request, resource: &'static str, ns: &str) 
                         );
                     }
                 }
-                let latest = st.rv;
-                let advanced = latest > cursor;
-                cursor = latest;
+                cursor = st.rv;
                 if !lines.is_empty() {
                     drop(st);
                     out.send(&lines)?;
@@ -621,7 +656,8 @@ fn watch(shared: &Arc<Shared>, req: &Request, resource: &'static str, ns: &str) 
                     .wait_timeout(st, Duration::from_millis(500))
                     .unwrap_or_else(|p| p.into_inner());
                 st = guard;
-                if timed_out.timed_out() && bookmarks && (advanced || st.rv >= cursor) {
+                if timed_out.timed_out() && bookmarks {
+                    st.bookmarks += 1;
                     let mark = json!({"type":"BOOKMARK","object":{"kind":kind,"apiVersion":api_version,
                         "metadata":{"resourceVersion":cursor.to_string(),
                                     "annotations":{"k8s.io/initial-events-end":"true"}}}});
