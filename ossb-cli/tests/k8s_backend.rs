@@ -690,3 +690,143 @@ fn k8s_per_build_namespace_is_created_and_deleted_over_plain_http() {
     );
     s.assert_cleaned_up();
 }
+
+#[test]
+fn k8s_unschedulable_pod_is_reported_and_ends_at_the_deadline() {
+    let Some(s) = setup() else { return };
+    let ctx = app_context(&s.env);
+    let out = s.build(
+        &[
+            "--push",
+            "-t",
+            &s.image("team/app:5"),
+            "--node-selector",
+            "disktype=ssd",
+            "--timeout",
+            "3s",
+        ],
+        &ctx,
+    );
+    assert_eq!(out.status.code(), Some(7), "{}", show(&out));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("the build pod cannot be scheduled yet: 0/1 nodes are available"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("while the pod was still unschedulable"),
+        "{stderr}"
+    );
+    let job = &s.cluster.created("jobs")[0];
+    assert_eq!(
+        job["spec"]["template"]["spec"]["nodeSelector"]["disktype"],
+        "ssd"
+    );
+    s.assert_cleaned_up();
+}
+
+#[test]
+fn k8s_oom_killed_build_says_so_and_names_the_limit_flag() {
+    let Some(s) = setup() else { return };
+    let ctx = app_context(&s.env);
+    let out = s.build(
+        &[
+            "--push",
+            "-t",
+            &s.image("team/app:6"),
+            "--limits",
+            "memory=32Mi",
+        ],
+        &ctx,
+    );
+    assert_eq!(out.status.code(), Some(6), "{}", show(&out));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("ran out of memory"), "{stderr}");
+    assert!(stderr.contains("memory limit 32Mi"), "{stderr}");
+    assert!(stderr.contains("--limits memory="), "{stderr}");
+    s.assert_cleaned_up();
+}
+
+#[test]
+fn k8s_registry_secret_is_mounted_for_an_authenticated_push() {
+    if !tools() || !ossb_testkit::require_tool("htpasswd") {
+        return;
+    }
+    let password = format!("Pw-{}-k8s", std::process::id());
+    let registry =
+        ossb_testkit::Registry::start_tls_htpasswd("builder", &password).expect("registry");
+    let cluster = FakeCluster::start(Path::new(OSSB));
+    let s = Setup {
+        env: Env::new(),
+        kubeconfig: cluster.kubeconfig("ci"),
+        cluster,
+        registry,
+    };
+    // The Secret an operator made with `kubectl create secret docker-registry regcred`.
+    use base64::Engine;
+    let b64 = |t: &str| base64::engine::general_purpose::STANDARD.encode(t);
+    let config = serde_json::json!({"auths": {s.registry.host(): {
+        "username": "builder", "password": password,
+        "auth": b64(&format!("builder:{password}"))}}});
+    {
+        let mut st = s.cluster.shared.lock();
+        s.cluster.shared.put(
+            &mut st,
+            "secrets",
+            "ci",
+            serde_json::json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/dockerconfigjson",
+                "metadata": {"name": "regcred", "namespace": "ci", "uid": "uid-regcred"},
+                "data": {".dockerconfigjson": b64(&config.to_string())}}),
+        );
+    }
+    let ctx = app_context(&s.env);
+    let image = s.image("team/auth:1");
+    let denied = s.build(&["--push", "-t", &image], &ctx);
+    assert_eq!(denied.status.code(), Some(4), "{}", show(&denied));
+    let out = s.build(
+        &["--push", "-t", &image, "--registry-secret", "regcred"],
+        &ctx,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let digest = text(&out.stdout).trim().to_string();
+    let check = Command::new("curl")
+        .args([
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %header{docker-content-digest}",
+        ])
+        .arg("--cacert")
+        .arg(s.registry.ca_cert_path().expect("ca"))
+        .arg("-u")
+        .arg(format!("builder:{password}"))
+        .args(["-H", "Accept: application/vnd.oci.image.manifest.v1+json"])
+        .arg(format!(
+            "https://{}/v2/team/auth/manifests/1",
+            s.registry.host()
+        ))
+        .output()
+        .expect("curl");
+    assert_eq!(text(&check.stdout).trim(), format!("200 {digest}"));
+    let job = &s.cluster.created("jobs")[1];
+    let pod = &job["spec"]["template"]["spec"];
+    assert!(
+        pod["volumes"]
+            .to_string()
+            .contains("\"secretName\":\"regcred\"")
+    );
+    assert!(
+        pod["containers"][0]["volumeMounts"]
+            .to_string()
+            .contains("/var/run/secrets/registry-secret")
+    );
+    for o in [&denied, &out] {
+        assert!(!text(&o.stderr).contains(&password) && !text(&o.stdout).contains(&password));
+    }
+    // The operator's Secret is not the build's to delete.
+    assert_eq!(s.cluster.objects("secrets").len(), 1);
+    for res in ["configmaps", "jobs"] {
+        assert!(s.cluster.objects(res).is_empty(), "{res} left");
+    }
+}

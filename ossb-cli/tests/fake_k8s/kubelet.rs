@@ -294,6 +294,27 @@ fn run_job(shared: &Arc<Shared>, ns: &str, job: &Value) {
         }
     };
 
+    // The scheduler: the only node has the usual well-known labels.
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    let node_labels = json!({"kubernetes.io/arch": arch, "kubernetes.io/os": "linux",
+                             "kubernetes.io/hostname": NODE});
+    let unmatched = spec["nodeSelector"]
+        .as_object()
+        .is_some_and(|sel| sel.iter().any(|(k, v)| node_labels[k] != *v));
+    if unmatched {
+        shared.update("pods", ns, &pod_name, |p| {
+            p["spec"]["nodeName"] = Value::Null;
+            p["status"]["conditions"] = json!([{"type": "PodScheduled", "status": "False",
+                "reason": "Unschedulable", "lastTransitionTime": now(),
+                "message": "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector. preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling."}]);
+        });
+        return wait_out("unschedulable");
+    }
+
     let image = container["image"].as_str().unwrap_or_default().to_string();
     if image.contains("unpullable") {
         let msg = format!(
@@ -464,7 +485,30 @@ fn run_job(shared: &Arc<Shared>, ns: &str, job: &Value) {
     let pid = rustix::process::Pid::from_child(&child);
     let mut term_sent: Option<Instant> = None;
     let mut deadline_hit = false;
+    // No cgroups here: a memory limit below 64Mi stands for a build that outgrows its limit,
+    // and the "kernel" kills it once it has started working (its first log line).
+    let oom = container["resources"]["limits"]["memory"]
+        .as_str()
+        .is_some_and(|m| {
+            m.ends_with("Ki")
+                || (m.ends_with("Mi")
+                    && m.trim_end_matches("Mi")
+                        .parse::<u64>()
+                        .is_ok_and(|n| n < 64))
+        });
+    let mut oom_killed = false;
     let exit = loop {
+        if oom
+            && !oom_killed
+            && shared
+                .lock()
+                .logs
+                .get(&key)
+                .is_some_and(|l| !l.data.is_empty())
+        {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            oom_killed = true;
+        }
         match child.try_wait() {
             Ok(Some(status)) => break status,
             Ok(None) => {}
@@ -505,7 +549,9 @@ fn run_job(shared: &Arc<Shared>, ns: &str, job: &Value) {
         tail[start..].to_string()
     };
     shared.changed.notify_all();
-    let (phase, reason) = if code == 0 {
+    let (phase, reason) = if oom_killed {
+        ("Failed", "OOMKilled")
+    } else if code == 0 {
         ("Succeeded", "Completed")
     } else {
         ("Failed", "Error")
