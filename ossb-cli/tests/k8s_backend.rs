@@ -830,3 +830,26 @@ fn k8s_registry_secret_is_mounted_for_an_authenticated_push() {
         assert!(s.cluster.objects(res).is_empty(), "{res} left");
     }
 }
+
+#[test]
+fn k8s_expired_watch_starts_over_from_a_fresh_list() {
+    let Some(s) = setup() else { return };
+    let ctx = app_context(&s.env);
+    // The first two watches (job and pod) find their resourceVersion compacted away.
+    s.cluster.shared.lock().expire_watches = 2;
+    let out = s.build(&["--push", "-t", &s.image("team/app:7")], &ctx);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(s.cluster.shared.lock().expire_watches, 0, "both expired");
+    let lists = s
+        .cluster
+        .requests()
+        .iter()
+        .filter(|r| r.starts_with("GET /apis/batch/v1/namespaces/ci/jobs") && !r.contains("watch="))
+        .count();
+    assert!(
+        lists >= 2,
+        "listed again after 410 Gone: {:#?}",
+        s.cluster.requests()
+    );
+    s.assert_cleaned_up();
+}

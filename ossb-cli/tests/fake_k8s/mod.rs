@@ -64,6 +64,9 @@ pub struct State {
     pub sigtermed: BTreeSet<String>,
     /// BOOKMARK events sent.
     pub bookmarks: usize,
+    /// How many of the next watches to answer with `410 Gone` (an etcd compaction made their
+    /// resourceVersion too old).
+    pub expire_watches: usize,
 }
 
 /// Shared between the HTTP threads and the kubelet threads.
@@ -609,6 +612,15 @@ fn watch(shared: &Arc<Shared>, req: &Request, resource: &'static str, ns: &str) 
         body: Box::new(move |out| {
             let end = Instant::now() + timeout;
             let mut st = shared.lock();
+            if st.expire_watches > 0 && start_rv.is_some() {
+                st.expire_watches -= 1;
+                let rv = start_rv.unwrap_or_default();
+                let gone = json!({"type":"ERROR","object":{"kind":"Status","apiVersion":"v1",
+                    "metadata":{},"status":"Failure","reason":"Expired","code":410,
+                    "message":format!("too old resource version: {rv} ({})", st.rv)}});
+                drop(st);
+                return out.send(format!("{gone}\n").as_bytes());
+            }
             let mut cursor = match start_rv {
                 Some(rv) => rv,
                 None => {
