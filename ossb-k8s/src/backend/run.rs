@@ -214,35 +214,37 @@ async fn create_and_watch(
     let k8s = |e, action: String| Error::from(K8sError::from_kube(e, &action, &cluster.server));
     if let Some(n) = &objects.namespace_object {
         let api: kube::Api<Namespace> = kube::Api::all(cluster.client.clone());
+        // Recorded before the request: a cancel can land while it is in flight, and deleting
+        // what was never made is harmless (404 is ignored).
+        created.namespace = Some(ns.clone());
         api.create(&pp, n)
             .await
             .map_err(|e| k8s(e, format!("create namespace {ns}")))?;
-        created.namespace = Some(ns.clone());
     }
     let cms: kube::Api<ConfigMap> = kube::Api::namespaced(cluster.client.clone(), ns);
     for cm in &objects.configmaps {
         let name = cm.metadata.name.clone().unwrap_or_default();
+        created.configmaps.push(name.clone());
         cms.create(&pp, cm)
             .await
             .map_err(|e| k8s(e, format!("create configmap {name} in namespace {ns}")))?;
-        created.configmaps.push(name);
     }
     if let Some(secret) = &objects.secret {
         let api: kube::Api<Secret> = kube::Api::namespaced(cluster.client.clone(), ns);
         let name = secret.metadata.name.clone().unwrap_or_default();
+        created.secret = Some(name.clone());
         api.create(&pp, secret)
             .await
             .map_err(|e| k8s(e, format!("create secret {name} in namespace {ns}")))?;
-        created.secret = Some(name);
     }
     let jobs: kube::Api<Job> = kube::Api::namespaced(cluster.client.clone(), ns);
+    created.job = Some(objects.build_id.clone());
     jobs.create(&pp, &objects.job).await.map_err(|e| {
         k8s(
             e,
             format!("create job {} in namespace {ns}", objects.build_id),
         )
     })?;
-    created.job = Some(objects.build_id.clone());
     tracing::info!(component = "k8s", job = %objects.build_id, namespace = %ns, "job created");
     progress.event(&ProgressEvent::Warning {
         message: format!(
