@@ -219,12 +219,25 @@ fn k8s_build_uploads_runs_streams_reports_and_cleans_up() {
             "VERSION=1.2",
             "--log-level",
             "info",
+            "--iidfile",
+            s.env.path("iid").to_str().expect("utf8"),
+            "--metadata-file",
+            s.env.path("meta.json").to_str().expect("utf8"),
         ],
         &ctx,
     );
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
-    eprintln!("{}", show(&out));
     let digest = text(&out.stdout).trim().to_string();
+    // The result files are written here, from what the pod reported.
+    assert_eq!(
+        std::fs::read_to_string(s.env.path("iid")).expect("iidfile"),
+        digest
+    );
+    let meta: Value =
+        serde_json::from_slice(&std::fs::read(s.env.path("meta.json")).expect("metadata"))
+            .expect("json");
+    assert_eq!(meta["containerimage.digest"], digest.as_str());
+    assert_eq!(meta["image.name"], image.as_str());
     assert!(digest.starts_with("sha256:"), "{}", show(&out));
     let stderr = text(&out.stderr);
     assert!(
