@@ -186,6 +186,10 @@ pub struct K8sBuildArgs {
     /// Leave the Job, its pod and the ConfigMaps in the cluster for debugging.
     #[arg(long)]
     pub keep: bool,
+    /// Build from an existing PersistentVolumeClaim in the namespace (`CLAIM[:SUBPATH]`)
+    /// instead of uploading CONTEXT; the Dockerfile is the one on the volume unless -f is given.
+    #[arg(long, value_name = "CLAIM[:SUBPATH]")]
+    pub context_pvc: Option<String>,
     /// Largest build context sent as ConfigMaps (bytes or `16Mi`).
     #[arg(long, value_name = "SIZE", default_value = "8Mi")]
     pub max_context_size: String,

@@ -866,3 +866,66 @@ fn k8s_expired_watch_starts_over_from_a_fresh_list() {
     );
     s.assert_cleaned_up();
 }
+
+#[test]
+fn k8s_context_from_a_persistent_volume_claim_is_not_uploaded() {
+    let Some(s) = setup() else { return };
+    // The claim's volume, with the context in src/app.
+    s.env.write(
+        "volume/src/app/Dockerfile",
+        "FROM scratch\nCOPY . /from-pvc/\n",
+    );
+    s.env
+        .write("volume/src/app/lib/code.txt", "on the volume\n");
+    {
+        let mut st = s.cluster.shared.lock();
+        let dir = s.env.path("volume").display().to_string();
+        s.cluster.shared.put(
+            &mut st,
+            "persistentvolumeclaims",
+            "ci",
+            serde_json::json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                "metadata": {"name": "sources", "namespace": "ci",
+                             "annotations": {"fake.ossb.dev/host-path": dir}},
+                "spec": {"accessModes": ["ReadOnlyMany"]}}),
+        );
+    }
+    let empty = s.env.path("empty");
+    std::fs::create_dir_all(&empty).expect("mkdir");
+    let out = s.build(
+        &[
+            "--push",
+            "-t",
+            &s.image("team/pvc:1"),
+            "--context-pvc",
+            "sources:src/app",
+        ],
+        &empty,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(
+        s.cluster.created("configmaps").is_empty(),
+        "nothing uploaded"
+    );
+    let files = image_files(s.registry.host(), "team/pvc", "1");
+    assert!(
+        files.iter().any(|f| f.ends_with("from-pvc/lib/code.txt")),
+        "{files:?}"
+    );
+    let job = &s.cluster.created("jobs")[0];
+    let mounts = job["spec"]["template"]["spec"]["containers"][0]["volumeMounts"].to_string();
+    assert!(mounts.contains("\"subPath\":\"src/app\""), "{mounts}");
+    s.assert_cleaned_up();
+
+    let bad = s.build(
+        &[
+            "--push",
+            "-t",
+            &s.image("team/pvc:2"),
+            "--context-pvc",
+            "sources:../x",
+        ],
+        &empty,
+    );
+    assert_eq!(bad.status.code(), Some(5), "{}", show(&bad));
+}

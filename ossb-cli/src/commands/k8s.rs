@@ -5,6 +5,7 @@ use crate::args::{BuildArgs, ClusterArgs, K8sCommand};
 use ossb_core::backend::BuildBackend;
 use ossb_core::progress::ProgressSink;
 use ossb_core::{Error, ExitCode};
+use ossb_k8s::backend::options::PvcContext;
 use ossb_k8s::backend::{ClientOptions, ContentTag, KubernetesBackend, KubernetesOptions, ops};
 use std::collections::BTreeMap;
 
@@ -68,6 +69,14 @@ fn options(args: &BuildArgs) -> Result<KubernetesOptions, Error> {
         })?;
         o.timeout = std::time::Duration::from_nanos(ns.max(0) as u64)
             .max(std::time::Duration::from_secs(2));
+    }
+    if let Some(spec) = &k.context_pvc {
+        o.context_pvc = Some(PvcContext::parse(spec, args.file.is_none()).ok_or_else(|| {
+            Error::new(
+                ExitCode::Configuration,
+                format!("invalid --context-pvc {spec:?}: use CLAIM or CLAIM:SUBPATH (no `..`)"),
+            )
+        })?);
     }
     if let Some(repo) = &k.tag_by_content {
         o.content_tag = Some(ContentTag {

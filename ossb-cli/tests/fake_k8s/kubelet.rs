@@ -354,6 +354,35 @@ fn run_job(shared: &Arc<Shared>, ns: &str, job: &Value) {
             .find(|v| v["name"] == name)
             .cloned()
             .unwrap_or_default();
+        if let Some(claim) = vol["persistentVolumeClaim"]["claimName"].as_str() {
+            // The claim's volume is a directory named by the test (annotation
+            // `fake.ossb.dev/host-path` on the PVC); `subPath` selects a directory in it.
+            let Some(dir) = shared
+                .get("persistentvolumeclaims", ns, claim)
+                .and_then(|c| {
+                    c["metadata"]["annotations"]["fake.ossb.dev/host-path"]
+                        .as_str()
+                        .map(PathBuf::from)
+                })
+            else {
+                let pvc = format!("persistentvolumeclaim \"{claim}\" not found");
+                set_container_state(
+                    shared,
+                    ns,
+                    &pod_name,
+                    "Pending",
+                    json!({"waiting": {"reason": "ContainerCreating", "message": pvc}}),
+                    json!({}),
+                );
+                return wait_out("pvc");
+            };
+            let dir = match m["subPath"].as_str() {
+                Some(sub) => dir.join(sub),
+                None => dir,
+            };
+            mounts.push((mount_path, dir));
+            continue;
+        }
         if let Err(e) = lay_out(shared, ns, &vol, &host) {
             set_container_state(
                 shared,

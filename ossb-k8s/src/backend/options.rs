@@ -47,6 +47,8 @@ pub struct KubernetesOptions {
     pub max_context_bytes: u64,
     /// Name the image by its content and skip builds whose image exists.
     pub content_tag: Option<ContentTag>,
+    /// Build from an existing PersistentVolumeClaim instead of uploading the context.
+    pub context_pvc: Option<PvcContext>,
     /// Extra node selector labels (a single-platform build also gets `kubernetes.io/arch`).
     pub node_selector: BTreeMap<String, String>,
     /// Stop and clean up on SIGINT/SIGTERM of this process (the CLI sets it; a program that
@@ -72,6 +74,7 @@ impl Default for KubernetesOptions {
             extra_args: Vec::new(),
             max_context_bytes: super::upload::DEFAULT_MAX_CONTEXT,
             content_tag: None,
+            context_pvc: None,
             node_selector: BTreeMap::new(),
             handle_signals: false,
         }
@@ -107,4 +110,41 @@ pub struct ContentTag {
     pub prefix: String,
     /// The tag: a TTL such as `4h` for registries that expire images by tag, else `latest`.
     pub tag: String,
+}
+
+/// `--context-pvc CLAIM[:SUBPATH]`: the context is already in the cluster, on a volume.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PvcContext {
+    /// The PersistentVolumeClaim in the build's namespace.
+    pub claim: String,
+    /// The directory on the volume (none: its root).
+    pub sub_path: Option<String>,
+    /// The Dockerfile is on the volume (`Dockerfile` in the context); otherwise the request's
+    /// Dockerfile is read here and sent in a ConfigMap.
+    pub dockerfile_in_claim: bool,
+}
+
+impl PvcContext {
+    /// Parse `CLAIM[:SUBPATH]`.
+    pub fn parse(spec: &str, dockerfile_in_claim: bool) -> Option<PvcContext> {
+        let (claim, sub) = match spec.split_once(':') {
+            Some((c, s)) => (
+                c,
+                Some(s.trim_matches('/').to_string()).filter(|s| !s.is_empty()),
+            ),
+            None => (spec, None),
+        };
+        if claim.is_empty()
+            || sub
+                .as_deref()
+                .is_some_and(|s| s.split('/').any(|c| c == ".."))
+        {
+            return None;
+        }
+        Some(PvcContext {
+            claim: claim.to_string(),
+            sub_path: sub,
+            dockerfile_in_claim,
+        })
+    }
 }

@@ -72,6 +72,9 @@ pub(crate) fn prepare(
 ) -> Result<Prepared, Error> {
     let opts = &backend.options;
     let mut request = request.clone();
+    if let Some(pvc) = &opts.context_pvc {
+        return prepare_pvc(opts, pvc, request);
+    }
     let bundle: ContextBundle = read_context(&request)?;
     for path in &bundle.skipped {
         progress.event(&ProgressEvent::Warning {
@@ -111,6 +114,50 @@ pub(crate) fn prepare(
     }
     let secrets = read_secrets(&request)?;
     // Refuse what cannot run in the cluster before contacting it.
+    super::spec::pod_args(&request, opts)?;
+    Ok(Prepared::Build(Box::new(PreparedBuild {
+        request,
+        packed,
+        secrets,
+    })))
+}
+
+/// A build whose context is on a PersistentVolumeClaim: only the Dockerfile may be sent.
+fn prepare_pvc(
+    opts: &super::KubernetesOptions,
+    pvc: &super::options::PvcContext,
+    request: BuildRequest,
+) -> Result<Prepared, Error> {
+    if opts.content_tag.is_some() {
+        return Err(Error::new(
+            ExitCode::Configuration,
+            "--tag-by-content hashes the context here, so it cannot be used with --context-pvc \
+             (the context is in the cluster); tag the image yourself",
+        ));
+    }
+    let packed = if pvc.dockerfile_in_claim {
+        Vec::new()
+    } else {
+        let text = match &request.dockerfile {
+            ossb_core::backend::DockerfileSource::Inline(t) => t.clone(),
+            ossb_core::backend::DockerfileSource::Path(p) => {
+                std::fs::read_to_string(p).map_err(|e| {
+                    Error::new(
+                        ExitCode::Build,
+                        format!("cannot read {}: {e} (check the -f path)", p.display()),
+                    )
+                })?
+            }
+        };
+        let bundle = ContextBundle {
+            dockerfile: text,
+            dockerfile_ignore: None,
+            files: Vec::new(),
+            skipped: Vec::new(),
+        };
+        pack(&bundle, opts.max_context_bytes)?
+    };
+    let secrets = read_secrets(&request)?;
     super::spec::pod_args(&request, opts)?;
     Ok(Prepared::Build(Box::new(PreparedBuild {
         request,

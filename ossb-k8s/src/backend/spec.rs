@@ -8,9 +8,9 @@ use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMap, ConfigMapProjection, ConfigMapVolumeSource, Container,
     EmptyDirVolumeSource, EnvVar, EnvVarSource, KeyToPath, Namespace, ObjectFieldSelector,
-    PodSecurityContext, PodSpec, PodTemplateSpec, ProjectedVolumeSource, ResourceRequirements,
-    SeccompProfile, Secret, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
-    VolumeProjection,
+    PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec,
+    ProjectedVolumeSource, ResourceRequirements, SeccompProfile, Secret, SecretVolumeSource,
+    SecurityContext, Volume, VolumeMount, VolumeProjection,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -95,13 +95,15 @@ fn meta(name: &str, namespace: &str, labels: &BTreeMap<String, String>) -> Objec
 
 /// The `ossb build` arguments for the pod.
 pub fn pod_args(request: &BuildRequest, opts: &KubernetesOptions) -> Result<Vec<String>, Error> {
-    let mut args = vec![
-        "build".to_string(),
-        "--log-format".into(),
-        "json".into(),
-        "-f".into(),
-        format!("{POD_DOCKERFILE_DIR}/Dockerfile"),
-    ];
+    let mut args = vec!["build".to_string(), "--log-format".into(), "json".into()];
+    // A Dockerfile on the context volume is found there by default.
+    if !opts
+        .context_pvc
+        .as_ref()
+        .is_some_and(|p| p.dockerfile_in_claim)
+    {
+        args.extend(["-f".into(), format!("{POD_DOCKERFILE_DIR}/Dockerfile")]);
+    }
     let mut push = false;
     for output in &request.outputs {
         match output {
@@ -321,7 +323,13 @@ pub fn build_objects(
             }),
             ..Default::default()
         },
-        Volume {
+    ];
+    let mut mounts = vec![
+        mount("workspace", "/workspace", false),
+        mount("tmp", "/tmp", false),
+    ];
+    if !packed.is_empty() {
+        volumes.push(Volume {
             name: "build-dockerfile".into(),
             config_map: Some(ConfigMapVolumeSource {
                 name: first_cm,
@@ -329,35 +337,47 @@ pub fn build_objects(
                 ..Default::default()
             }),
             ..Default::default()
-        },
-    ];
-    // An empty context still needs a (empty) context volume to materialise.
-    volumes.push(if sources.is_empty() {
-        Volume {
+        });
+        mounts.push(mount("build-dockerfile", POD_DOCKERFILE_DIR, true));
+    }
+    if let Some(pvc) = &opts.context_pvc {
+        // The claim is mounted where the context is expected; nothing is materialised.
+        volumes.push(Volume {
             name: "build-context".into(),
-            empty_dir: Some(EmptyDirVolumeSource::default()),
-            ..Default::default()
-        }
-    } else {
-        Volume {
-            name: "build-context".into(),
-            projected: Some(ProjectedVolumeSource {
-                sources: Some(sources),
-                default_mode: Some(0o644),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: pvc.claim.clone(),
+                read_only: Some(true),
             }),
             ..Default::default()
-        }
-    });
-    let mut mounts = vec![
-        mount("workspace", "/workspace", false),
-        mount("tmp", "/tmp", false),
-        mount("build-dockerfile", POD_DOCKERFILE_DIR, true),
-        mount(
+        });
+        mounts.push(VolumeMount {
+            sub_path: pvc.sub_path.clone(),
+            ..mount("build-context", POD_CONTEXT_DIR, true)
+        });
+    } else {
+        // An empty context still needs a (empty) context volume to materialise.
+        volumes.push(if sources.is_empty() {
+            Volume {
+                name: "build-context".into(),
+                empty_dir: Some(EmptyDirVolumeSource::default()),
+                ..Default::default()
+            }
+        } else {
+            Volume {
+                name: "build-context".into(),
+                projected: Some(ProjectedVolumeSource {
+                    sources: Some(sources),
+                    default_mode: Some(0o644),
+                }),
+                ..Default::default()
+            }
+        });
+        mounts.push(mount(
             "build-context",
             &paths.build_context().display().to_string(),
             true,
-        ),
-    ];
+        ));
+    }
 
     let secret = (!secrets.is_empty()).then(|| {
         let name = format!("{build_id}-secrets");
