@@ -842,6 +842,31 @@ fn k8s_registry_secret_is_mounted_for_an_authenticated_push() {
     for res in ["configmaps", "jobs"] {
         assert!(s.cluster.objects(res).is_empty(), "{res} left");
     }
+
+    // In a per-build namespace the build uses a copy, gone with the namespace.
+    let image = s.image("team/auth:2");
+    let out = s.build(
+        &[
+            "--push",
+            "-t",
+            &image,
+            "--registry-secret",
+            "regcred",
+            "--namespace-per-build",
+        ],
+        &ctx,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let copies: Vec<Value> = s
+        .cluster
+        .created("secrets")
+        .into_iter()
+        .filter(|c| c["metadata"]["name"] == "regcred")
+        .collect();
+    assert_eq!(copies.len(), 1, "one copy");
+    assert_ne!(copies[0]["metadata"]["namespace"], "ci");
+    assert_eq!(copies[0]["type"], "kubernetes.io/dockerconfigjson");
+    assert_eq!(s.cluster.objects("secrets").len(), 1, "the copy is gone");
 }
 
 #[test]

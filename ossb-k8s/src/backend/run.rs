@@ -208,21 +208,39 @@ pub(crate) async fn run(
     } else {
         namespace.clone()
     };
-    preflight::check(
-        &cluster.client,
-        &cluster.server,
-        &preflight::build_permissions(
-            &check_ns,
-            opts.namespace_per_build,
-            objects.secret.is_some(),
-        ),
-    )
-    .await?;
+    // A per-build namespace gets a copy of the registry Secret from the namespace given.
+    let copy_registry_secret = opts
+        .registry_secret
+        .as_ref()
+        .filter(|_| opts.namespace_per_build)
+        .map(|name| (check_ns.clone(), name.clone()));
+    let mut permissions = preflight::build_permissions(
+        &check_ns,
+        opts.namespace_per_build,
+        objects.secret.is_some() || copy_registry_secret.is_some(),
+    );
+    if let Some((home, _)) = &copy_registry_secret {
+        permissions.push(preflight::Permission {
+            verb: "get",
+            group: "",
+            resource: "secrets",
+            subresource: None,
+            namespace: Some(home.clone()),
+        });
+    }
+    preflight::check(&cluster.client, &cluster.server, &permissions).await?;
 
     let mut cancel = backend.cancel.subscribe();
     let mut created = Created::default();
     let result = tokio::select! {
-        r = create_and_watch(&cluster, &objects, &mut created, opts, progress) => r,
+        r = create_and_watch(
+            &cluster,
+            &objects,
+            copy_registry_secret.as_ref(),
+            &mut created,
+            opts,
+            progress,
+        ) => r,
         reason = watch::cancelled(&mut cancel, opts.handle_signals) => {
             Err(Error::new(ExitCode::Cancelled, format!("build cancelled ({reason})")))
         }
@@ -252,6 +270,7 @@ pub(crate) async fn run(
 async fn create_and_watch(
     cluster: &client::Cluster,
     objects: &BuildObjects,
+    copy_registry_secret: Option<&(String, String)>,
     created: &mut Created,
     opts: &super::KubernetesOptions,
     progress: &dyn ProgressSink,
@@ -267,6 +286,34 @@ async fn create_and_watch(
         api.create(&pp, n)
             .await
             .map_err(|e| k8s(e, format!("create namespace {ns}")))?;
+    }
+    if let Some((home, name)) = copy_registry_secret {
+        let from: kube::Api<Secret> = kube::Api::namespaced(cluster.client.clone(), home);
+        let original = from.get(name).await.map_err(|e| {
+            k8s(
+                e,
+                format!("get the registry secret {name} in namespace {home} (--registry-secret)"),
+            )
+        })?;
+        let copy = Secret {
+            metadata: kube::api::ObjectMeta {
+                name: Some(name.clone()),
+                namespace: Some(ns.clone()),
+                labels: objects.job.metadata.labels.clone(),
+                ..Default::default()
+            },
+            data: original.data,
+            type_: original.type_,
+            ..Default::default()
+        };
+        let api: kube::Api<Secret> = kube::Api::namespaced(cluster.client.clone(), ns);
+        // Deleted with the build's namespace.
+        api.create(&pp, &copy).await.map_err(|e| {
+            k8s(
+                e,
+                format!("copy the registry secret {name} into namespace {ns}"),
+            )
+        })?;
     }
     let cms: kube::Api<ConfigMap> = kube::Api::namespaced(cluster.client.clone(), ns);
     for cm in &objects.configmaps {
