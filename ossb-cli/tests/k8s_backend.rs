@@ -954,3 +954,84 @@ fn k8s_context_from_a_persistent_volume_claim_is_not_uploaded() {
     );
     assert_eq!(bad.status.code(), Some(5), "{}", show(&bad));
 }
+
+#[test]
+fn k8s_multi_platform_build_runs_one_job_per_architecture_and_pushes_an_index() {
+    let Some(s) = setup() else { return };
+    let ctx = app_context(&s.env);
+    let image = s.image("team/multi:1");
+    let out = s.build(
+        &[
+            "--push",
+            "-t",
+            &image,
+            "--platform",
+            "linux/amd64,linux/arm64",
+        ],
+        &ctx,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let digest = text(&out.stdout).trim().to_string();
+    // One Job per platform, each pinned to nodes of its architecture.
+    let jobs = s.cluster.created("jobs");
+    assert_eq!(jobs.len(), 2);
+    let mut arches: Vec<String> = jobs
+        .iter()
+        .map(|j| {
+            let sel = &j["spec"]["template"]["spec"]["nodeSelector"]["kubernetes.io/arch"];
+            let args = j["spec"]["template"]["spec"]["containers"][0]["args"].to_string();
+            let arch = sel.as_str().expect("arch selector").to_string();
+            assert!(args.contains(&format!("\"linux/{arch}\"")), "{args}");
+            arch
+        })
+        .collect();
+    arches.sort();
+    assert_eq!(arches, ["amd64", "arm64"]);
+    // The tag names an index of both images.
+    let (code, served, body) = registry_get(&format!(
+        "http://{}/v2/team/multi/manifests/1",
+        s.registry.host()
+    ));
+    assert_eq!((code.as_str(), served.as_str()), ("200", digest.as_str()));
+    let index: Value = serde_json::from_slice(&body).expect("index JSON");
+    assert_eq!(
+        index["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    let mut platforms: Vec<String> = index["manifests"]
+        .as_array()
+        .expect("manifests")
+        .iter()
+        .map(|m| {
+            format!(
+                "{}/{}",
+                m["platform"]["os"].as_str().unwrap_or(""),
+                m["platform"]["architecture"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    platforms.sort();
+    assert_eq!(platforms, ["linux/amd64", "linux/arm64"]);
+    for m in index["manifests"].as_array().expect("manifests") {
+        let d = m["digest"].as_str().expect("digest");
+        let (code, _, config) = registry_get(&format!(
+            "http://{}/v2/team/multi/manifests/{d}",
+            s.registry.host()
+        ));
+        assert_eq!(code, "200");
+        let manifest: Value = serde_json::from_slice(&config).expect("manifest");
+        let cfg = manifest["config"]["digest"]
+            .as_str()
+            .expect("config digest");
+        let (_, _, cfg) = registry_get(&format!(
+            "http://{}/v2/team/multi/blobs/{cfg}",
+            s.registry.host()
+        ));
+        let cfg: Value = serde_json::from_slice(&cfg).expect("config");
+        assert_eq!(
+            cfg["architecture"], m["platform"]["architecture"],
+            "each image is built for its platform"
+        );
+    }
+    s.assert_cleaned_up();
+}

@@ -106,7 +106,8 @@ pub fn build(args: &BuildArgs) -> Result<(), Error> {
     let opts = options(args)?;
     let content = opts.content_tag.is_some();
     let mut backend = KubernetesBackend::new(opts);
-    if content {
+    // The registry client looks up content-addressed names and pushes multi-platform indexes.
+    if content || req.platforms.len() > 1 {
         backend = backend.with_registry(super::registry_port(
             &args.insecure_registries,
             args.tls_ca.as_deref(),

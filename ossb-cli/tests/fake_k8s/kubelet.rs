@@ -205,7 +205,7 @@ fn field_ref(path: &str, pod: &Value) -> String {
             .as_str()
             .unwrap_or_default()
             .into(),
-        "spec.nodeName" => NODE.into(),
+        "spec.nodeName" => pod["spec"]["nodeName"].as_str().unwrap_or(NODE).into(),
         p if p.starts_with("metadata.labels['") => {
             let key = p
                 .trim_start_matches("metadata.labels['")
@@ -294,18 +294,25 @@ fn run_job(shared: &Arc<Shared>, ns: &str, job: &Value) {
         }
     };
 
-    // The scheduler: the only node has the usual well-known labels.
-    let arch = match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        other => other,
+    // The scheduler: two nodes, amd64 and arm64, with the usual well-known labels (both run
+    // the container here; a build for the other architecture needs no emulation as long as
+    // it has no RUN step).
+    let nodes: Vec<Value> = ["amd64", "arm64"]
+        .iter()
+        .map(|arch| {
+            json!({"kubernetes.io/arch": arch, "kubernetes.io/os": "linux",
+                   "kubernetes.io/hostname": format!("{NODE}-{arch}")})
+        })
+        .collect();
+    let fits = |labels: &Value| {
+        spec["nodeSelector"]
+            .as_object()
+            .is_none_or(|sel| sel.iter().all(|(k, v)| labels[k] == *v))
     };
-    let node_labels = json!({"kubernetes.io/arch": arch, "kubernetes.io/os": "linux",
-                             "kubernetes.io/hostname": NODE});
-    let unmatched = spec["nodeSelector"]
-        .as_object()
-        .is_some_and(|sel| sel.iter().any(|(k, v)| node_labels[k] != *v));
-    if unmatched {
+    if let Some(node) = nodes.iter().find(|n| fits(n)) {
+        let host = node["kubernetes.io/hostname"].clone();
+        shared.update("pods", ns, &pod_name, |p| p["spec"]["nodeName"] = host);
+    } else {
         shared.update("pods", ns, &pod_name, |p| {
             p["spec"]["nodeName"] = Value::Null;
             p["status"]["conditions"] = json!([{"type": "PodScheduled", "status": "False",

@@ -150,7 +150,21 @@ impl KubernetesBackend {
             }
             run::Prepared::Build(p) => p,
         };
-        let outcome = runtime()?.block_on(run::run(self, &prepared, progress))?;
+        let built = runtime()?.block_on(run::run(self, &prepared, progress))?;
+        let outcome = match built.as_slice() {
+            [(_, one)] => one.clone(),
+            _ => {
+                // Multi-platform: the Jobs pushed one image each; the index ties them up.
+                let registry = self.registry.as_deref().ok_or_else(|| {
+                    Error::new(
+                        ExitCode::Configuration,
+                        "a multi-platform build needs a registry client to push the index \
+                         (KubernetesBackend::with_registry)",
+                    )
+                })?;
+                run::push_index(registry, &prepared.request, &built)?
+            }
+        };
         run::write_result_files(request, &outcome)?;
         Ok(outcome)
     }

@@ -172,7 +172,7 @@ struct Created {
     namespace: Option<String>,
     configmaps: Vec<String>,
     secret: Option<String>,
-    job: Option<String>,
+    jobs: Vec<String>,
 }
 
 /// The async part: connect, check permissions, create, watch, clean up.
@@ -180,7 +180,7 @@ pub(crate) async fn run(
     backend: &KubernetesBackend,
     prepared: &PreparedBuild,
     progress: &dyn ProgressSink,
-) -> Result<BuildOutcome, Error> {
+) -> Result<Vec<(Option<String>, BuildOutcome)>, Error> {
     let opts = &backend.options;
     let cluster = client::connect(&opts.client).await?;
     let build_id = new_build_id();
@@ -199,6 +199,7 @@ pub(crate) async fn run(
         &prepared.secrets,
         opts,
     )?;
+    let jobs = platform_jobs(&build_id, &namespace, prepared, &objects, opts)?;
     // In a per-build namespace, namespaced permissions are checked where the build is made:
     // the namespace that will hold it does not exist yet, so ask about the one given.
     let check_ns = if opts.namespace_per_build {
@@ -236,6 +237,7 @@ pub(crate) async fn run(
         r = create_and_watch(
             &cluster,
             &objects,
+            &jobs,
             copy_registry_secret.as_ref(),
             &mut created,
             opts,
@@ -245,15 +247,25 @@ pub(crate) async fn run(
             Err(Error::new(ExitCode::Cancelled, format!("build cancelled ({reason})")))
         }
     };
-    let result = result.map(|mut o| {
-        if o.tags.is_empty() {
-            o.tags = prepared.request.tags.clone();
-        }
-        o
+    let result = result.map(|outcomes| {
+        outcomes
+            .into_iter()
+            .zip(&jobs)
+            .map(|(mut o, job)| {
+                if o.tags.is_empty() {
+                    o.tags = vec![job.tag.clone()];
+                }
+                (job.platform.clone(), o)
+            })
+            .collect::<Vec<_>>()
     });
     let cancelled = matches!(&result, Err(e) if e.exit_code() == ExitCode::Cancelled);
     if opts.keep && !cancelled {
-        let job = created.job.as_deref().unwrap_or(&build_id);
+        let job = created
+            .jobs
+            .first()
+            .map(String::as_str)
+            .unwrap_or(&build_id);
         progress.event(&ProgressEvent::Warning {
             message: format!(
                 "kept the build's objects in namespace {namespace} (--keep): job/{job}; delete \
@@ -270,11 +282,12 @@ pub(crate) async fn run(
 async fn create_and_watch(
     cluster: &client::Cluster,
     objects: &BuildObjects,
+    jobs: &[PlatformJob],
     copy_registry_secret: Option<&(String, String)>,
     created: &mut Created,
     opts: &super::KubernetesOptions,
     progress: &dyn ProgressSink,
-) -> Result<BuildOutcome, Error> {
+) -> Result<Vec<BuildOutcome>, Error> {
     let ns = &objects.namespace;
     let pp = PostParams::default();
     let k8s = |e, action: String| Error::from(K8sError::from_kube(e, &action, &cluster.server));
@@ -331,23 +344,146 @@ async fn create_and_watch(
             .await
             .map_err(|e| k8s(e, format!("create secret {name} in namespace {ns}")))?;
     }
-    let jobs: kube::Api<Job> = kube::Api::namespaced(cluster.client.clone(), ns);
-    created.job = Some(objects.build_id.clone());
-    jobs.create(&pp, &objects.job).await.map_err(|e| {
-        k8s(
-            e,
-            format!("create job {} in namespace {ns}", objects.build_id),
-        )
-    })?;
-    tracing::info!(component = "k8s", job = %objects.build_id, namespace = %ns, "job created");
-    progress.event(&ProgressEvent::Warning {
-        message: format!(
-            "building in Kubernetes: job/{} in namespace {ns} ({})",
-            objects.build_id, cluster.source
-        ),
+    let api: kube::Api<Job> = kube::Api::namespaced(cluster.client.clone(), ns);
+    for job in jobs {
+        created.jobs.push(job.name.clone());
+        api.create(&pp, &job.job)
+            .await
+            .map_err(|e| k8s(e, format!("create job {} in namespace {ns}", job.name)))?;
+        tracing::info!(component = "k8s", job = %job.name, namespace = %ns, "job created");
+        progress.event(&ProgressEvent::Warning {
+            message: format!(
+                "building in Kubernetes: job/{} in namespace {ns} ({})",
+                job.name, cluster.source
+            ),
+        });
+    }
+    // The platforms build side by side, each on a node of its architecture.
+    futures_util::future::try_join_all(
+        jobs.iter()
+            .map(|job| watch::follow(cluster, ns, &job.name, opts, progress)),
+    )
+    .await
+}
+
+/// One Job of a build: the whole build, or one platform of a multi-platform build.
+pub(crate) struct PlatformJob {
+    pub name: String,
+    pub platform: Option<String>,
+    /// The tag the Job pushes.
+    pub tag: String,
+    pub job: Job,
+}
+
+/// The per-platform tag a multi-platform build's Job pushes (`app:1-linux-arm64`); the index
+/// goes under the real tags afterwards.
+fn platform_tag(tag: &str, platform: &str) -> Result<String, Error> {
+    let r = ossb_core::reference::Reference::parse(tag)?;
+    let base = r.tag.clone().unwrap_or_else(|| "latest".into());
+    let suffix = platform.replace('/', "-");
+    Ok(format!("{}:{base}-{suffix}", r.name()))
+}
+
+/// The Jobs to run: one, or one per platform with its node selector.
+fn platform_jobs(
+    build_id: &str,
+    namespace: &str,
+    prepared: &PreparedBuild,
+    objects: &BuildObjects,
+    opts: &super::KubernetesOptions,
+) -> Result<Vec<PlatformJob>, Error> {
+    let request = &prepared.request;
+    if request.platforms.len() < 2 {
+        return Ok(vec![PlatformJob {
+            name: build_id.to_string(),
+            platform: request.platforms.first().cloned(),
+            tag: request.tags.first().cloned().unwrap_or_default(),
+            job: objects.job.clone(),
+        }]);
+    }
+    let only_push = request
+        .outputs
+        .iter()
+        .all(|o| matches!(o, Output::Registry { name: None }));
+    let Some(first) = request.tags.first().filter(|_| only_push) else {
+        return Err(Error::new(
+            ExitCode::Configuration,
+            "a multi-platform build in Kubernetes runs one Job per platform and pushes an index: \
+             use --push with --tag REGISTRY/NAME:TAG (no other outputs)",
+        ));
+    };
+    let mut jobs = Vec::new();
+    for platform in &request.platforms {
+        let mut r = request.clone();
+        r.platforms = vec![platform.clone()];
+        let tag = platform_tag(first, platform)?;
+        r.tags = vec![tag.clone()];
+        let mut o = build_objects(
+            build_id,
+            namespace,
+            &r,
+            &prepared.packed,
+            &prepared.secrets,
+            opts,
+        )?;
+        let name = format!(
+            "{build_id}-{}",
+            super::spec::label_value(&platform.replace('/', "-"))
+        );
+        o.job.metadata.name = Some(name.clone());
+        jobs.push(PlatformJob {
+            name,
+            platform: Some(platform.clone()),
+            tag,
+            job: o.job,
+        });
+    }
+    Ok(jobs)
+}
+
+/// Push the index of a multi-platform build under every tag of the request.
+pub(crate) fn push_index(
+    registry: &dyn ossb_core::ports::RegistryPort,
+    request: &BuildRequest,
+    built: &[(Option<String>, BuildOutcome)],
+) -> Result<BuildOutcome, Error> {
+    let mut manifests = Vec::new();
+    for (platform, outcome) in built {
+        let tag = outcome.tags.first().cloned().unwrap_or_default();
+        let r = ossb_core::reference::Reference::parse(&tag)?.with_digest(&outcome.image_digest)?;
+        let m = registry.fetch_manifest(&r)?;
+        let parts: Vec<&str> = platform.as_deref().unwrap_or_default().split('/').collect();
+        let mut p = serde_json::json!({"os": parts.first(), "architecture": parts.get(1)});
+        if let Some(v) = parts.get(2) {
+            p["variant"] = serde_json::json!(v);
+        }
+        manifests.push(serde_json::json!({
+            "mediaType": m.media_type,
+            "digest": m.digest.to_string(),
+            "size": m.bytes.len(),
+            "platform": p,
+        }));
+    }
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": manifests,
     });
-    let outcome = watch::follow(cluster, ns, &objects.build_id, opts, progress).await?;
-    Ok(outcome)
+    let bytes = serde_json::to_vec(&index)
+        .map_err(|e| Error::new(ExitCode::General, format!("cannot encode the index: {e}")))?;
+    let mut digest = None;
+    for tag in &request.tags {
+        let r = ossb_core::reference::Reference::parse(tag)?;
+        digest =
+            Some(registry.push_manifest(&r, &bytes, "application/vnd.oci.image.index.v1+json")?);
+    }
+    Ok(BuildOutcome {
+        image_digest: digest.map(|d| d.to_string()).unwrap_or_default(),
+        config_digest: None,
+        tags: request.tags.clone(),
+        operations: built.iter().map(|(_, o)| o.operations).sum(),
+        cache_hits: built.iter().map(|(_, o)| o.cache_hits).sum(),
+    })
 }
 
 /// Delete what the build created; with `keep_all_but_job` only the Job. Errors are logged, not
@@ -363,7 +499,7 @@ async fn cleanup(cluster: &client::Cluster, ns: &str, created: &Created, keep_al
             }
         }
     };
-    if let Some(job) = &created.job {
+    for job in &created.jobs {
         let api: kube::Api<Job> = kube::Api::namespaced(client.clone(), ns);
         report(format!("job {job}"), api.delete(job, &dp).await.map(|_| ()));
     }

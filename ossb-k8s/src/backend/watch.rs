@@ -277,7 +277,8 @@ pub(super) async fn follow(
     let jobs: kube::Api<Job> = kube::Api::namespaced(cluster.client.clone(), ns);
     let pods: kube::Api<Pod> = kube::Api::namespaced(cluster.client.clone(), ns);
     let field = format!("metadata.name={name}");
-    let label = format!("{}={name}", super::spec::BUILD_ID_LABEL);
+    // Kubernetes labels a Job's pods with `job-name`.
+    let label = format!("job-name={name}");
     let job_updates = resumable(
         jobs.clone(),
         ListParams::default().fields(&field),
