@@ -190,6 +190,13 @@ pub struct K8sBuildArgs {
     /// instead of uploading CONTEXT; the Dockerfile is the one on the volume unless -f is given.
     #[arg(long, value_name = "CLAIM[:SUBPATH]")]
     pub context_pvc: Option<String>,
+    /// Build from a git repository cloned in the pod (`URL#REF:SUBDIR`, REF a branch or tag)
+    /// instead of uploading CONTEXT; the Dockerfile is the repository's unless -f is given.
+    #[arg(long, value_name = "URL#REF:SUBDIR", conflicts_with = "context_pvc")]
+    pub context_git: Option<String>,
+    /// The image with `git` that clones --context-git.
+    #[arg(long, value_name = "IMAGE", default_value = ossb_k8s::backend::options::DEFAULT_GIT_IMAGE)]
+    pub git_image: String,
     /// Largest build context sent as ConfigMaps (bytes or `16Mi`).
     #[arg(long, value_name = "SIZE", default_value = "8Mi")]
     pub max_context_size: String,

@@ -1035,3 +1035,87 @@ fn k8s_multi_platform_build_runs_one_job_per_architecture_and_pushes_an_index() 
     }
     s.assert_cleaned_up();
 }
+
+#[test]
+fn k8s_git_context_is_cloned_in_the_pod_by_an_init_container() {
+    let Some(s) = setup() else { return };
+    if !ossb_testkit::require_tool("git") {
+        return;
+    }
+    // A repository with the context in services/api on a branch `release`.
+    let repo = s.env.path("repo");
+    s.env.write(
+        "repo/services/api/Dockerfile",
+        "FROM scratch\nCOPY . /from-git/\n",
+    );
+    s.env
+        .write("repo/services/api/main.txt", "from the repository\n");
+    let git = |args: &[&str]| {
+        let out = Command::new("git")
+            .args([
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@example.invalid",
+                "-c",
+                "init.defaultBranch=main",
+            ])
+            .args(args)
+            .current_dir(&repo)
+            .output()
+            .expect("git runs");
+        assert!(out.status.success(), "git {args:?}: {}", text(&out.stderr));
+    };
+    git(&["init", "-q"]);
+    git(&["add", "."]);
+    git(&["commit", "-qm", "context"]);
+    git(&["branch", "release"]);
+    let url = format!("file://{}", repo.display());
+    let empty = s.env.path("empty");
+    std::fs::create_dir_all(&empty).expect("mkdir");
+    let out = s.build(
+        &[
+            "--push",
+            "-t",
+            &s.image("team/git:1"),
+            "--context-git",
+            &format!("{url}#release:services/api"),
+        ],
+        &empty,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(
+        s.cluster.created("configmaps").is_empty(),
+        "nothing uploaded"
+    );
+    let files = image_files(s.registry.host(), "team/git", "1");
+    assert!(
+        files.iter().any(|f| f.ends_with("from-git/main.txt")),
+        "{files:?}"
+    );
+    let job = &s.cluster.created("jobs")[0];
+    let init = &job["spec"]["template"]["spec"]["initContainers"][0];
+    assert_eq!(init["command"][0], "git");
+    assert_eq!(init["securityContext"]["runAsNonRoot"], true);
+    s.assert_cleaned_up();
+
+    // A branch that does not exist: the clone fails and says why.
+    let out = s.build(
+        &[
+            "--push",
+            "-t",
+            &s.image("team/git:2"),
+            "--context-git",
+            &format!("{url}#nope"),
+        ],
+        &empty,
+    );
+    assert_eq!(out.status.code(), Some(5), "{}", show(&out));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("could not be fetched in the cluster"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("nope"), "{stderr}");
+    s.assert_cleaned_up();
+}

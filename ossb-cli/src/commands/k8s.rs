@@ -5,7 +5,7 @@ use crate::args::{BuildArgs, ClusterArgs, K8sCommand};
 use ossb_core::backend::BuildBackend;
 use ossb_core::progress::ProgressSink;
 use ossb_core::{Error, ExitCode};
-use ossb_k8s::backend::options::PvcContext;
+use ossb_k8s::backend::options::{GitContext, PvcContext};
 use ossb_k8s::backend::{ClientOptions, ContentTag, KubernetesBackend, KubernetesOptions, ops};
 use std::collections::BTreeMap;
 
@@ -78,6 +78,17 @@ fn options(args: &BuildArgs) -> Result<KubernetesOptions, Error> {
             )
         })?);
     }
+    if let Some(spec) = &k.context_git {
+        o.context_git = Some(GitContext::parse(spec, args.file.is_none()).ok_or_else(|| {
+            Error::new(
+                ExitCode::Configuration,
+                format!(
+                    "invalid --context-git {spec:?}: use URL, URL#REF or URL#REF:SUBDIR (no `..`)"
+                ),
+            )
+        })?);
+    }
+    o.git_image = k.git_image.clone();
     if let Some(repo) = &k.tag_by_content {
         o.content_tag = Some(ContentTag {
             repository: repo.clone(),

@@ -417,6 +417,73 @@ fn run_job(shared: &Arc<Shared>, ns: &str, job: &Value) {
     let tmp = host_of("/tmp").unwrap_or_else(|| pod_root.join("tmp"));
     std::fs::create_dir_all(&tmp).expect("tmp");
 
+    // Init containers run first, in order; one that fails fails the pod.
+    let rewrite = |a: &str| -> std::ffi::OsString {
+        match host_of(a) {
+            Some(h) if a.starts_with('/') => h.into_os_string(),
+            _ => a.into(),
+        }
+    };
+    for init in spec["initContainers"].as_array().into_iter().flatten() {
+        let name = init["name"].as_str().unwrap_or_default();
+        let program = init["command"][0].as_str().unwrap_or_default();
+        let mut c = Command::new(program);
+        for arg in init["args"].as_array().into_iter().flatten() {
+            c.arg(rewrite(arg.as_str().unwrap_or_default()));
+        }
+        c.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default());
+        for e in init["env"].as_array().into_iter().flatten() {
+            c.env(
+                e["name"].as_str().unwrap_or_default(),
+                rewrite(e["value"].as_str().unwrap_or_default()),
+            );
+        }
+        let (code, output) = match c.output() {
+            Ok(o) => (
+                o.status.code().unwrap_or(1),
+                format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&o.stdout),
+                    String::from_utf8_lossy(&o.stderr)
+                ),
+            ),
+            Err(e) => (128, e.to_string()),
+        };
+        let mut terminated =
+            json!({"exitCode": code, "reason": if code == 0 { "Completed" } else { "Error" }});
+        if code != 0 {
+            terminated["message"] = json!(output.trim());
+        }
+        let image = init["image"].clone();
+        shared.update("pods", ns, &pod_name, |p| {
+            p["status"]["initContainerStatuses"] = json!([{"name": name, "image": image, "imageID": "",
+                "ready": code == 0, "restartCount": 0, "state": {"terminated": terminated}}]);
+            if code != 0 {
+                p["status"]["phase"] = json!("Failed");
+            }
+        });
+        if code != 0 {
+            finish_job(
+                shared,
+                ns,
+                &job_name,
+                false,
+                "BackoffLimitExceeded",
+                "Job has reached the specified backoff limit",
+            );
+            linger(
+                &stop_requested,
+                &remove_pod,
+                shared,
+                ns,
+                &pod_name,
+                &pod_root,
+            );
+            return;
+        }
+    }
+
     let pod_now = shared.get("pods", ns, &pod_name).unwrap_or(pod);
     let mut cmd = Command::new(&shared.ossb);
     for arg in container["args"].as_array().into_iter().flatten() {
@@ -635,14 +702,32 @@ fn run_job(shared: &Arc<Shared>, ns: &str, job: &Value) {
             "Job has reached the specified backoff limit",
         );
     }
-    // Later deletion of the Job (the client's cleanup) removes the finished pod.
+    linger(
+        &stop_requested,
+        &remove_pod,
+        shared,
+        ns,
+        &pod_name,
+        &pod_root,
+    );
+}
+
+/// A finished pod stays until it is deleted (the Job's deletion, the client's cleanup).
+fn linger(
+    stop_requested: &dyn Fn() -> bool,
+    remove_pod: &dyn Fn(),
+    shared: &Shared,
+    ns: &str,
+    pod_name: &str,
+    pod_root: &Path,
+) {
     loop {
         if stop_requested() {
             remove_pod();
-            let _ = std::fs::remove_dir_all(&pod_root);
+            let _ = std::fs::remove_dir_all(pod_root);
             return;
         }
-        if shared.get("pods", ns, &pod_name).is_none() {
+        if shared.get("pods", ns, pod_name).is_none() {
             return;
         }
         let st = shared.lock();

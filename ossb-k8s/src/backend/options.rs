@@ -6,6 +6,8 @@ use std::time::Duration;
 
 /// The OSSB image the Job runs (`--image`, `OSSB_K8S_IMAGE`).
 pub const DEFAULT_IMAGE: &str = "ossb/ossb:latest";
+/// The image that clones a git context (`--git-image`).
+pub const DEFAULT_GIT_IMAGE: &str = "alpine/git:latest";
 /// The build's time limit when `--timeout` is not given.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 /// How long a finished Job stays before Kubernetes deletes it (`ttlSecondsAfterFinished`).
@@ -49,6 +51,10 @@ pub struct KubernetesOptions {
     pub content_tag: Option<ContentTag>,
     /// Build from an existing PersistentVolumeClaim instead of uploading the context.
     pub context_pvc: Option<PvcContext>,
+    /// Build from a git repository, cloned in the pod by an init container.
+    pub context_git: Option<GitContext>,
+    /// The image with `git` for [`KubernetesOptions::context_git`].
+    pub git_image: String,
     /// Extra node selector labels (a single-platform build also gets `kubernetes.io/arch`).
     pub node_selector: BTreeMap<String, String>,
     /// Stop and clean up on SIGINT/SIGTERM of this process (the CLI sets it; a program that
@@ -75,9 +81,33 @@ impl Default for KubernetesOptions {
             max_context_bytes: super::upload::DEFAULT_MAX_CONTEXT,
             content_tag: None,
             context_pvc: None,
+            context_git: None,
+            git_image: DEFAULT_GIT_IMAGE.into(),
             node_selector: BTreeMap::new(),
             handle_signals: false,
         }
+    }
+}
+
+impl KubernetesOptions {
+    /// The flag of the context that is already in (or fetched by) the cluster, if any.
+    pub fn remote_context(&self) -> Option<&'static str> {
+        if self.context_pvc.is_some() {
+            Some("--context-pvc")
+        } else if self.context_git.is_some() {
+            Some("--context-git")
+        } else {
+            None
+        }
+    }
+
+    /// The Dockerfile comes with the remote context (no `-f` given).
+    pub fn dockerfile_in_remote_context(&self) -> bool {
+        self.context_pvc
+            .as_ref()
+            .map(|p| p.dockerfile_in_claim)
+            .or(self.context_git.as_ref().map(|g| g.dockerfile_in_repo))
+            .unwrap_or(false)
     }
 }
 
@@ -146,5 +176,68 @@ impl PvcContext {
             sub_path: sub,
             dockerfile_in_claim,
         })
+    }
+}
+
+/// `--context-git URL#REF:SUBDIR`: a repository cloned in the pod (Docker's git context syntax).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GitContext {
+    /// The repository URL.
+    pub url: String,
+    /// A branch or tag (none: the default branch).
+    pub reference: Option<String>,
+    /// The directory in the repository (none: its root).
+    pub subdir: Option<String>,
+    /// The Dockerfile is in the repository; otherwise the request's is sent in a ConfigMap.
+    pub dockerfile_in_repo: bool,
+}
+
+impl GitContext {
+    /// Parse `URL[#REF][:SUBDIR]`.
+    pub fn parse(spec: &str, dockerfile_in_repo: bool) -> Option<GitContext> {
+        let (url, fragment) = match spec.split_once('#') {
+            Some((u, f)) => (u, Some(f)),
+            None => (spec, None),
+        };
+        let (reference, subdir) = match fragment {
+            Some(f) => match f.split_once(':') {
+                Some((r, d)) => (r, Some(d)),
+                None => (f, None),
+            },
+            None => ("", None),
+        };
+        let subdir = subdir
+            .map(|d| d.trim_matches('/').to_string())
+            .filter(|d| !d.is_empty());
+        let bad = url.is_empty()
+            || url.starts_with('-')
+            || reference.starts_with('-')
+            || subdir
+                .as_deref()
+                .is_some_and(|d| d.split('/').any(|c| c == ".."));
+        (!bad).then(|| GitContext {
+            url: url.to_string(),
+            reference: Some(reference.to_string()).filter(|r| !r.is_empty()),
+            subdir,
+            dockerfile_in_repo,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn git_contexts_parse_like_docker() {
+        let g = GitContext::parse("https://git.example/app.git#v1.2:services/api", true)
+            .expect("valid");
+        assert_eq!(g.url, "https://git.example/app.git");
+        assert_eq!(g.reference.as_deref(), Some("v1.2"));
+        assert_eq!(g.subdir.as_deref(), Some("services/api"));
+        let g = GitContext::parse("https://git.example/app.git", true).expect("valid");
+        assert_eq!((g.reference, g.subdir), (None, None));
+        assert!(GitContext::parse("https://x/y.git#main:../up", true).is_none());
+        assert!(GitContext::parse("--upload-pack=x", true).is_none());
     }
 }

@@ -72,8 +72,8 @@ pub(crate) fn prepare(
 ) -> Result<Prepared, Error> {
     let opts = &backend.options;
     let mut request = request.clone();
-    if let Some(pvc) = &opts.context_pvc {
-        return prepare_pvc(opts, pvc, request);
+    if let Some(flag) = opts.remote_context() {
+        return prepare_remote(opts, flag, request);
     }
     let bundle: ContextBundle = read_context(&request)?;
     for path in &bundle.skipped {
@@ -122,20 +122,23 @@ pub(crate) fn prepare(
     })))
 }
 
-/// A build whose context is on a PersistentVolumeClaim: only the Dockerfile may be sent.
-fn prepare_pvc(
+/// A build whose context is in the cluster (a PersistentVolumeClaim) or fetched there (git):
+/// only the Dockerfile may be sent.
+fn prepare_remote(
     opts: &super::KubernetesOptions,
-    pvc: &super::options::PvcContext,
+    flag: &str,
     request: BuildRequest,
 ) -> Result<Prepared, Error> {
     if opts.content_tag.is_some() {
         return Err(Error::new(
             ExitCode::Configuration,
-            "--tag-by-content hashes the context here, so it cannot be used with --context-pvc \
-             (the context is in the cluster); tag the image yourself",
+            format!(
+                "--tag-by-content hashes the context here, so it cannot be used with {flag} \
+                 (the context is not here); tag the image yourself"
+            ),
         ));
     }
-    let packed = if pvc.dockerfile_in_claim {
+    let packed = if opts.dockerfile_in_remote_context() {
         Vec::new()
     } else {
         let text = match &request.dockerfile {

@@ -30,6 +30,8 @@ pub const MANAGED_BY: &str = "ossb";
 pub const CONTAINER: &str = "ossb";
 /// Where the context is materialised in the pod.
 pub const POD_CONTEXT_DIR: &str = "/workspace/context";
+/// Where the init container clones a git context.
+pub const POD_GIT_DIR: &str = "/workspace/git";
 /// Where the Dockerfile volume is mounted.
 pub const POD_DOCKERFILE_DIR: &str = "/var/run/configmaps/build-dockerfile";
 
@@ -96,12 +98,8 @@ fn meta(name: &str, namespace: &str, labels: &BTreeMap<String, String>) -> Objec
 /// The `ossb build` arguments for the pod.
 pub fn pod_args(request: &BuildRequest, opts: &KubernetesOptions) -> Result<Vec<String>, Error> {
     let mut args = vec!["build".to_string(), "--log-format".into(), "json".into()];
-    // A Dockerfile on the context volume is found there by default.
-    if !opts
-        .context_pvc
-        .as_ref()
-        .is_some_and(|p| p.dockerfile_in_claim)
-    {
+    // A Dockerfile in a remote context is found there by default.
+    if !opts.dockerfile_in_remote_context() {
         args.extend(["-f".into(), format!("{POD_DOCKERFILE_DIR}/Dockerfile")]);
     }
     let mut push = false;
@@ -181,7 +179,13 @@ pub fn pod_args(request: &BuildRequest, opts: &KubernetesOptions) -> Result<Vec<
         format!("{}s", pod_timeout(opts).as_secs()),
     ]);
     args.extend(opts.extra_args.iter().cloned());
-    args.push(POD_CONTEXT_DIR.into());
+    args.push(match &opts.context_git {
+        Some(g) => match &g.subdir {
+            Some(d) => format!("{POD_GIT_DIR}/{d}"),
+            None => POD_GIT_DIR.into(),
+        },
+        None => POD_CONTEXT_DIR.into(),
+    });
     Ok(args)
 }
 
@@ -340,7 +344,9 @@ pub fn build_objects(
         });
         mounts.push(mount("build-dockerfile", POD_DOCKERFILE_DIR, true));
     }
-    if let Some(pvc) = &opts.context_pvc {
+    if opts.context_git.is_some() {
+        // Cloned into the workspace by the init container; no context volume.
+    } else if let Some(pvc) = &opts.context_pvc {
         // The claim is mounted where the context is expected; nothing is materialised.
         volumes.push(Volume {
             name: "build-context".into(),
@@ -479,6 +485,39 @@ pub fn build_objects(
         termination_message_policy: Some("FallbackToLogsOnError".into()),
         ..Default::default()
     };
+    let init_containers = opts.context_git.as_ref().map(|g| {
+        let mut args = vec!["clone".to_string(), "--depth".into(), "1".into()];
+        if let Some(r) = &g.reference {
+            args.extend(["--branch".into(), r.clone()]);
+        }
+        args.extend(["--".into(), g.url.clone(), POD_GIT_DIR.into()]);
+        vec![Container {
+            name: "git-clone".into(),
+            image: Some(opts.git_image.clone()),
+            command: Some(vec!["git".into()]),
+            args: Some(args),
+            env: Some(vec![EnvVar {
+                name: "HOME".into(),
+                value: Some("/tmp".into()),
+                ..Default::default()
+            }]),
+            security_context: container.security_context.clone(),
+            resources: Some(ResourceRequirements {
+                requests: quantities(&BTreeMap::from([
+                    ("cpu".to_string(), "100m".to_string()),
+                    ("memory".to_string(), "128Mi".to_string()),
+                ])),
+                limits: quantities(&BTreeMap::from([("memory".to_string(), "1Gi".to_string())])),
+                ..Default::default()
+            }),
+            volume_mounts: Some(vec![
+                mount("workspace", "/workspace", false),
+                mount("tmp", "/tmp", false),
+            ]),
+            termination_message_policy: Some("FallbackToLogsOnError".into()),
+            ..Default::default()
+        }]
+    });
     let mut annotations = BTreeMap::new();
     annotations.insert(IMAGE_ANNOTATION.to_string(), request.tags.join(","));
     let job = Job {
@@ -513,6 +552,7 @@ pub fn build_objects(
                         ..Default::default()
                     }),
                     containers: vec![container],
+                    init_containers,
                     volumes: Some(volumes),
                     ..Default::default()
                 }),

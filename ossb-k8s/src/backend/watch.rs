@@ -455,6 +455,31 @@ fn conclude(
             cache_hits: status["cache_hits"].as_u64().unwrap_or(0) as usize,
         });
     }
+    // A failed init container: the git context could not be fetched.
+    if let Some((name, t)) = pod
+        .and_then(|p| p.status.as_ref())
+        .and_then(|s| s.init_container_statuses.as_ref())
+        .and_then(|cs| {
+            cs.iter().find_map(|c| {
+                c.state
+                    .as_ref()
+                    .and_then(|s| s.terminated.as_ref())
+                    .filter(|t| t.exit_code != 0)
+                    .map(|t| (c.name.clone(), t))
+            })
+        })
+    {
+        let msg = t.message.as_deref().unwrap_or_default().trim();
+        return Err(Error::new(
+            ExitCode::Configuration,
+            format!(
+                "the build context could not be fetched in the cluster (init container {name} \
+                 exit {}): {msg}; check --context-git (URL, branch or tag) and that the cluster \
+                 can reach the repository",
+                t.exit_code
+            ),
+        ));
+    }
     let pod_reason = pod
         .and_then(|p| p.status.as_ref())
         .and_then(|s| s.reason.clone());
