@@ -967,11 +967,13 @@ fn k8s_multi_platform_build_runs_one_job_per_architecture_and_pushes_an_index() 
             &image,
             "--platform",
             "linux/amd64,linux/arm64",
+            "--keep",
         ],
         &ctx,
     );
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     let digest = text(&out.stdout).trim().to_string();
+    assert!(text(&out.stderr).contains("-linux-arm64"), "{}", show(&out));
     // One Job per platform, each pinned to nodes of its architecture.
     let jobs = s.cluster.created("jobs");
     assert_eq!(jobs.len(), 2);
@@ -1033,6 +1035,20 @@ fn k8s_multi_platform_build_runs_one_job_per_architecture_and_pushes_an_index() 
             "each image is built for its platform"
         );
     }
+    // Kept (--keep): `ossb k8s delete BUILD-ID` removes both Jobs and the ConfigMaps.
+    let build_id = jobs[0]["metadata"]["labels"]["ossb.dev/build-id"]
+        .as_str()
+        .expect("build id")
+        .to_string();
+    assert_eq!(s.cluster.objects("jobs").len(), 2, "kept");
+    let del = s.k8s(&["delete", &build_id]);
+    assert!(del.status.success(), "{}", show(&del));
+    assert_eq!(
+        text(&del.stdout).matches("deleted job/").count(),
+        2,
+        "{}",
+        show(&del)
+    );
     s.assert_cleaned_up();
 }
 

@@ -163,8 +163,9 @@ pub async fn logs(
     Ok(())
 }
 
-/// Delete a build: its Job (with the pod), ConfigMaps and Secret, and its namespace when the
-/// build had its own. Returns what was deleted.
+/// Delete a build (`job` is a Job's name or the build id): its Jobs (with their pods),
+/// ConfigMaps and Secret, and its namespace when the build had its own. Returns what was
+/// deleted.
 pub async fn delete(
     opts: &ClientOptions,
     ns: Option<&str>,
@@ -177,12 +178,26 @@ pub async fn delete(
     let lp = ListParams::default().labels(&format!("{BUILD_ID_LABEL}={job}"));
     let mut deleted = Vec::new();
     let jobs: kube::Api<Job> = kube::Api::namespaced(client.clone(), &ns);
-    match jobs.delete(job, &dp).await {
-        Ok(_) => deleted.push(format!("job/{job}")),
-        Err(e) => {
-            let err = K8sError::from_kube(e, &format!("delete job {job}"), &cluster.server);
-            if !err.is_not_found() {
-                return Err(err.into());
+    // The job named, and every job of the build (a multi-platform build has one per platform).
+    let mut names = vec![job.to_string()];
+    for j in jobs
+        .list(&lp)
+        .await
+        .map_err(api_err(&cluster, format!("list jobs in {ns}")))?
+    {
+        let name = j.metadata.name.unwrap_or_default();
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    for name in names {
+        match jobs.delete(&name, &dp).await {
+            Ok(_) => deleted.push(format!("job/{name}")),
+            Err(e) => {
+                let err = K8sError::from_kube(e, &format!("delete job {name}"), &cluster.server);
+                if !err.is_not_found() {
+                    return Err(err.into());
+                }
             }
         }
     }
