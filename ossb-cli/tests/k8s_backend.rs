@@ -271,6 +271,21 @@ fn k8s_build_uploads_runs_streams_reports_and_cleans_up() {
     let cms = s.cluster.created("configmaps");
     assert_eq!(cms.len(), 1, "{cms:?}");
     let cm = &cms[0];
+    // Owned by the Job (created suspended, started once its inputs existed), so Kubernetes
+    // deletes them with it even if the runner dies.
+    assert_eq!(cm["metadata"]["ownerReferences"][0]["kind"], "Job");
+    assert_eq!(
+        cm["metadata"]["ownerReferences"][0]["name"],
+        s.cluster.created("jobs")[0]["metadata"]["name"]
+    );
+    assert_eq!(s.cluster.created("jobs")[0]["spec"]["suspend"], true);
+    assert!(
+        s.cluster
+            .requests()
+            .iter()
+            .any(|r| r.starts_with("PATCH /apis/batch/v1/namespaces/ci/jobs/")),
+        "resumed"
+    );
     assert!(
         cm["data"]
             .as_object()

@@ -76,6 +76,7 @@ fn reason(status: u16) -> &'static str {
         405 => "Method Not Allowed",
         409 => "Conflict",
         410 => "Gone",
+        415 => "Unsupported Media Type",
         422 => "Unprocessable Entity",
         _ => "Internal Server Error",
     }

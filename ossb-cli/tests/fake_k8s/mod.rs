@@ -480,7 +480,7 @@ fn collection(shared: &Arc<Shared>, req: &Request, resource: &'static str, ns: &
             }
             let stored = shared.put(&mut st, resource, ns, obj);
             drop(st);
-            if resource == "jobs" {
+            if resource == "jobs" && stored["spec"]["suspend"] != true {
                 kubelet::start_job(shared.clone(), ns.to_string(), stored.clone());
             }
             Response::json(201, &stored)
@@ -529,6 +529,36 @@ fn item(
             Some(o) => Response::json(200, &o),
             None => status(404, "NotFound", format!("{resource} \"{name}\" not found")),
         },
+        "PATCH" => {
+            let merge = req
+                .headers
+                .get("content-type")
+                .is_some_and(|t| t.starts_with("application/merge-patch+json"));
+            let Ok(patch) = serde_json::from_slice::<Value>(&req.body) else {
+                return status(400, "BadRequest", "invalid JSON patch".into());
+            };
+            if !merge {
+                return status(
+                    415,
+                    "UnsupportedMediaType",
+                    "only merge patches are served".into(),
+                );
+            }
+            let Some(mut obj) = shared.get(resource, ns, name) else {
+                return status(404, "NotFound", format!("{resource} \"{name}\" not found"));
+            };
+            let was_suspended = obj["spec"]["suspend"] == true;
+            merge_patch(&mut obj, &patch);
+            let stored = {
+                let mut st = shared.lock();
+                shared.put(&mut st, resource, ns, obj)
+            };
+            // A Job resumed from suspension starts now.
+            if resource == "jobs" && was_suspended && stored["spec"]["suspend"] != true {
+                kubelet::start_job(shared.clone(), ns.to_string(), stored.clone());
+            }
+            Response::json(200, &stored)
+        }
         "DELETE" => match delete(shared, resource, ns, name) {
             Some(o) => Response::json(200, &o),
             None => status(404, "NotFound", format!("{resource} \"{name}\" not found")),
@@ -538,6 +568,27 @@ fn item(
             "MethodNotAllowed",
             format!("{} is not allowed", req.method),
         ),
+    }
+}
+
+/// RFC 7386 JSON merge patch.
+fn merge_patch(target: &mut Value, patch: &Value) {
+    match patch.as_object() {
+        Some(fields) => {
+            if !target.is_object() {
+                *target = json!({});
+            }
+            for (k, v) in fields {
+                if v.is_null() {
+                    if let Some(o) = target.as_object_mut() {
+                        o.remove(k);
+                    }
+                } else {
+                    merge_patch(&mut target[k.as_str()], v);
+                }
+            }
+        }
+        None => *target = patch.clone(),
     }
 }
 

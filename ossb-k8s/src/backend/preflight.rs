@@ -83,7 +83,7 @@ pub fn build_permissions(
             list.push(p(verb, "", "secrets", None, ns()));
         }
     }
-    for verb in ["create", "get", "watch", "delete"] {
+    for verb in ["create", "patch", "get", "watch", "delete"] {
         list.push(p(verb, "batch", "jobs", None, ns()));
     }
     for verb in ["list", "watch"] {

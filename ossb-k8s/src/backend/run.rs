@@ -8,6 +8,7 @@ use super::upload::{ContextBundle, PackedConfigMap, pack, read_context};
 use super::{KubernetesBackend, client, preflight, watch};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{DeleteParams, PostParams};
 use ossb_core::backend::{BuildOutcome, BuildRequest, Output, SecretFrom};
 use ossb_core::progress::{ProgressEvent, ProgressSink};
@@ -331,11 +332,42 @@ async fn create_and_watch(
             )
         })?;
     }
+    // The Jobs are created suspended, so the ConfigMaps and the Secret can name them as
+    // owners: when Kubernetes deletes a finished Job (ttlSecondsAfterFinished), its inputs go
+    // with it, even if this process died before cleaning up.
+    let api: kube::Api<Job> = kube::Api::namespaced(cluster.client.clone(), ns);
+    let mut owners = Vec::new();
+    for job in jobs {
+        created.jobs.push(job.name.clone());
+        let mut suspended = job.job.clone();
+        if let Some(spec) = suspended.spec.as_mut() {
+            spec.suspend = Some(true);
+        }
+        let made = api
+            .create(&pp, &suspended)
+            .await
+            .map_err(|e| k8s(e, format!("create job {} in namespace {ns}", job.name)))?;
+        owners.push(OwnerReference {
+            api_version: "batch/v1".into(),
+            kind: "Job".into(),
+            name: job.name.clone(),
+            uid: made.metadata.uid.unwrap_or_default(),
+            ..Default::default()
+        });
+    }
+    let owned = |meta: &kube::api::ObjectMeta| kube::api::ObjectMeta {
+        owner_references: Some(owners.clone()),
+        ..meta.clone()
+    };
     let cms: kube::Api<ConfigMap> = kube::Api::namespaced(cluster.client.clone(), ns);
     for cm in &objects.configmaps {
         let name = cm.metadata.name.clone().unwrap_or_default();
         created.configmaps.push(name.clone());
-        cms.create(&pp, cm)
+        let cm = ConfigMap {
+            metadata: owned(&cm.metadata),
+            ..cm.clone()
+        };
+        cms.create(&pp, &cm)
             .await
             .map_err(|e| k8s(e, format!("create configmap {name} in namespace {ns}")))?;
     }
@@ -343,17 +375,21 @@ async fn create_and_watch(
         let api: kube::Api<Secret> = kube::Api::namespaced(cluster.client.clone(), ns);
         let name = secret.metadata.name.clone().unwrap_or_default();
         created.secret = Some(name.clone());
-        api.create(&pp, secret)
+        let secret = Secret {
+            metadata: owned(&secret.metadata),
+            ..secret.clone()
+        };
+        api.create(&pp, &secret)
             .await
             .map_err(|e| k8s(e, format!("create secret {name} in namespace {ns}")))?;
     }
-    let api: kube::Api<Job> = kube::Api::namespaced(cluster.client.clone(), ns);
+    // Inputs in place: let the Jobs run.
+    let resume = kube::api::Patch::Merge(serde_json::json!({"spec": {"suspend": false}}));
     for job in jobs {
-        created.jobs.push(job.name.clone());
-        api.create(&pp, &job.job)
+        api.patch(&job.name, &kube::api::PatchParams::default(), &resume)
             .await
-            .map_err(|e| k8s(e, format!("create job {} in namespace {ns}", job.name)))?;
-        tracing::info!(component = "k8s", job = %job.name, namespace = %ns, "job created");
+            .map_err(|e| k8s(e, format!("start job {} in namespace {ns}", job.name)))?;
+        tracing::info!(component = "k8s", job = %job.name, namespace = %ns, "job started");
         progress.event(&ProgressEvent::Warning {
             message: format!(
                 "building in Kubernetes: job/{} in namespace {ns} ({})",
