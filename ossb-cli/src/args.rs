@@ -71,6 +71,10 @@ pub enum Command {
         #[arg(long)]
         cache: bool,
     },
+    /// Builds sent to a Kubernetes cluster (`ossb build --backend kubernetes`): status, logs,
+    /// deletion, listing, and a health check of the cluster connection.
+    #[command(subcommand)]
+    K8s(K8sCommand),
     /// Print version information.
     Version,
     /// Print a shell completion script (`ossb completions bash > /etc/bash_completion.d/ossb`).
@@ -79,6 +83,141 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+}
+
+/// How to reach the cluster (shared by `ossb build --backend kubernetes` and `ossb k8s`).
+#[derive(Debug, Clone, Args)]
+pub struct ClusterArgs {
+    /// The namespace (default: the kubeconfig context's, else `default`).
+    #[arg(long, short = 'n', value_name = "NS", env = "OSSB_K8S_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// The kubeconfig file; wins over the in-cluster service account, KUBECONFIG and
+    /// ~/.kube/config.
+    #[arg(long, value_name = "PATH", env = "K8S_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use.
+    #[arg(long = "context", id = "kube_context", value_name = "CTX")]
+    pub kube_context: Option<String>,
+}
+
+/// `ossb k8s ...`
+#[derive(Debug, Subcommand)]
+pub enum K8sCommand {
+    /// The state of one build job.
+    Status {
+        /// The job (the build id printed when the build started).
+        job: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+    },
+    /// The build pod's log.
+    Logs {
+        /// The job.
+        job: String,
+        /// Keep following the log while the pod runs.
+        #[arg(long, short = 'f')]
+        follow: bool,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+    },
+    /// Delete a build: its job and pod, ConfigMaps, Secret, and its own namespace if it had one.
+    Delete {
+        /// The job.
+        job: String,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+    },
+    /// The builds OSSB made in the namespace.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+    },
+    /// Check the cluster is reachable and the identity may run builds.
+    Health {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+    },
+}
+
+/// `--backend` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendArg {
+    /// Build on this machine.
+    Local,
+    /// Send the build to a Kubernetes cluster as a Job.
+    Kubernetes,
+}
+
+/// `ossb build` flags of the Kubernetes backend.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Kubernetes backend (--backend kubernetes)")]
+pub struct K8sBuildArgs {
+    /// Where the build runs.
+    #[arg(long, value_enum, default_value_t = BackendArg::Local, env = "OSSB_BACKEND")]
+    pub backend: BackendArg,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// Run the build in its own namespace, created for it and deleted afterwards.
+    #[arg(long)]
+    pub namespace_per_build: bool,
+    /// The OSSB image the Job runs.
+    #[arg(long, value_name = "IMAGE", env = "OSSB_K8S_IMAGE", default_value = ossb_k8s::backend::options::DEFAULT_IMAGE)]
+    pub image: String,
+    /// The build pod's service account.
+    #[arg(long, value_name = "NAME")]
+    pub service_account: Option<String>,
+    /// A `kubernetes.io/dockerconfigjson` Secret in the namespace with the registry credentials.
+    #[arg(long, value_name = "NAME")]
+    pub registry_secret: Option<String>,
+    /// Resource requests (`cpu=500m,memory=1Gi,ephemeral-storage=2Gi` by default).
+    #[arg(long, value_name = "K=V,...", value_delimiter = ',')]
+    pub requests: Vec<String>,
+    /// Resource limits (`memory=4Gi,ephemeral-storage=20Gi` by default).
+    #[arg(long, value_name = "K=V,...", value_delimiter = ',')]
+    pub limits: Vec<String>,
+    /// Node selector labels for the build pod (`K=V`, repeatable).
+    #[arg(long = "node-selector", value_name = "K=V")]
+    pub node_selector: Vec<String>,
+    /// Seconds a finished Job stays before Kubernetes deletes it.
+    #[arg(long, value_name = "SECONDS", default_value_t = ossb_k8s::backend::options::DEFAULT_TTL_AFTER_FINISHED)]
+    pub ttl_after_finished: i32,
+    /// Leave the Job, its pod and the ConfigMaps in the cluster for debugging.
+    #[arg(long)]
+    pub keep: bool,
+    /// Build from an existing PersistentVolumeClaim in the namespace (`CLAIM[:SUBPATH]`)
+    /// instead of uploading CONTEXT; the Dockerfile is the one on the volume unless -f is given.
+    #[arg(long, value_name = "CLAIM[:SUBPATH]")]
+    pub context_pvc: Option<String>,
+    /// Build from a git repository cloned in the pod (`URL#REF:SUBDIR`, REF a branch or tag)
+    /// instead of uploading CONTEXT; the Dockerfile is the repository's unless -f is given.
+    #[arg(long, value_name = "URL#REF:SUBDIR", conflicts_with = "context_pvc")]
+    pub context_git: Option<String>,
+    /// The image with `git` that clones --context-git.
+    #[arg(long, value_name = "IMAGE", default_value = ossb_k8s::backend::options::DEFAULT_GIT_IMAGE)]
+    pub git_image: String,
+    /// Largest build context sent as ConfigMaps (bytes or `16Mi`).
+    #[arg(long, value_name = "SIZE", default_value = "8Mi")]
+    pub max_context_size: String,
+    /// Name the image `REPO/PREFIX-<16 hex of the inputs' sha256>:TAG` and skip the build when
+    /// the registry has it.
+    #[arg(long, value_name = "REPO")]
+    pub tag_by_content: Option<String>,
+    /// The name prefix for --tag-by-content.
+    #[arg(long, value_name = "PREFIX", default_value = "ossb")]
+    pub content_prefix: String,
+    /// The tag for --tag-by-content: a TTL such as `4h` or `24h` for registries that expire
+    /// images by tag, or any tag.
+    #[arg(long, value_name = "TAG", default_value = "latest")]
+    pub content_tag: String,
 }
 
 /// `ossb dockerfile ...`
@@ -295,6 +434,8 @@ pub struct BuildArgs {
         env = "OSSB_DEFAULT_REGISTRY"
     )]
     pub default_registry: Option<String>,
+    #[command(flatten)]
+    pub k8s: K8sBuildArgs,
 }
 
 /// `ossb push` arguments.

@@ -25,6 +25,13 @@ pub trait RegistryPort: Send + Sync {
     /// Fetch the manifest or index that `reference` names (by tag or digest).
     fn fetch_manifest(&self, reference: &Reference) -> Result<FetchedManifest, Error>;
 
+    /// The digest of the manifest `reference` names, or `None` when the registry does not have
+    /// it (used to skip builds whose content-addressed image exists). The default fetches the
+    /// manifest and cannot tell "missing" from other failures; adapters should override it.
+    fn manifest_digest(&self, reference: &Reference) -> Result<Option<Digest>, Error> {
+        self.fetch_manifest(reference).map(|m| Some(m.digest))
+    }
+
     /// Stream a blob of `reference`'s repository into `out`, verifying its digest; returns the
     /// number of bytes written.
     fn fetch_blob(

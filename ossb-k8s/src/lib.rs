@@ -8,6 +8,9 @@
 //! - [`job`]: the job lifecycle: the status file (`/tmp/ossb-status.json`), cancellation on
 //!   SIGTERM/SIGINT, a build timeout, cleanups, and the mapping of errors to exit codes.
 //!
+//! - [`backend`]: the cluster side: [`backend::KubernetesBackend`] sends a build to a cluster
+//!   as a Job (context in ConfigMaps, watch, logs, cleanup), and `ossb k8s` operations.
+//!
 //! See `docs/kubernetes.md` for the operator's view of paths, variables, files and exit codes.
 //!
 //! ```
@@ -18,5 +21,6 @@
 //! assert!(found.registry_credentials.is_empty());
 //! ```
 
+pub mod backend;
 pub mod job;
 pub mod pod;

@@ -53,6 +53,17 @@ impl RegistryAdapter {
 }
 
 impl RegistryPort for RegistryAdapter {
+    fn manifest_digest(&self, reference: &Reference) -> Result<Option<CoreDigest>, Error> {
+        match self
+            .client
+            .head_manifest(reference)
+            .map_err(to_core_error)?
+        {
+            Some(info) => Ok(Some(to_core_digest(&info.digest)?)),
+            None => Ok(None),
+        }
+    }
+
     fn fetch_manifest(&self, reference: &Reference) -> Result<FetchedManifest, Error> {
         let (bytes, media_type, digest) =
             self.client.get_manifest(reference).map_err(to_core_error)?;

@@ -21,7 +21,7 @@ mod tools;
 
 pub use conformance::conformance_path;
 pub use jwt::Signing;
-pub use registry::{Registry, RegistryStartError};
+pub use registry::{Registry, RegistryStartError, make_certs};
 pub use rootfs::{
     ARM64_BUSYBOX, BUSYBOX_APPLETS, arm64_busybox, busybox_rootfs, busybox_rootfs_from,
 };

@@ -277,7 +277,9 @@ fn write_config(dir: &Path, addr: &str, auth: ConfigAuth<'_>) -> Result<(), Regi
 }
 
 /// Makes a CA and a server certificate for 127.0.0.1/localhost signed by it; returns the CA path.
-fn make_certs(dir: &Path) -> Result<PathBuf, RegistryStartError> {
+/// Make a fresh CA and a server certificate for `127.0.0.1` and `localhost` with `openssl` in
+/// `dir/certs`: `ca.crt`, `server.crt`, `server.key`. Returns the CA's path.
+pub fn make_certs(dir: &Path) -> Result<PathBuf, RegistryStartError> {
     let certs = dir.join("certs");
     std::fs::create_dir_all(&certs).map_err(io_err("creating the certs dir"))?;
     std::fs::write(

@@ -183,7 +183,7 @@ fn progress_file_path(in_pod: bool, env: Option<std::ffi::OsString>) -> Option<s
     }
 }
 
-fn progress_sink(mode: ProgressArg, in_pod: bool, platform: &str) -> FanOut {
+pub fn progress_sink(mode: ProgressArg, in_pod: bool, platform: &str) -> FanOut {
     use std::io::IsTerminal;
     let mut fan = FanOut::new();
     if let Some(path) = progress_file_path(in_pod, std::env::var_os(PROGRESS_FILE_ENV)) {
@@ -288,6 +288,11 @@ fn registry_config(
 pub fn run(args: BuildArgs) -> Result<(), Error> {
     use ossb_k8s::job::JobLifecycleManager;
     use ossb_k8s::pod::PodContext;
+
+    if args.k8s.backend == crate::args::BackendArg::Kubernetes {
+        // The cluster runs the build (and its lifecycle); this process watches and cleans up.
+        return super::k8s::build(&args);
+    }
 
     let pod = PodContext::from_env();
     let status_dir;

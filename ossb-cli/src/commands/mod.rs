@@ -2,6 +2,7 @@
 
 mod build;
 mod dockerfile;
+mod k8s;
 mod push;
 mod stdin_context;
 mod store;
@@ -34,6 +35,7 @@ pub fn run(command: Command) -> Result<(), Error> {
             clap_complete::generate(shell, &mut cmd, "ossb", &mut std::io::stdout());
             Ok(())
         }
+        Command::K8s(cmd) => k8s::run(cmd),
         Command::Version => {
             println!("ossb {}", env!("CARGO_PKG_VERSION"));
             Ok(())

@@ -16,7 +16,7 @@ mod add_url;
 mod base;
 pub mod cache;
 pub mod cache_io;
-mod context;
+pub mod context;
 mod mounts;
 mod outputs;
 mod planning;
