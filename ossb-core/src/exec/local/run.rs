@@ -8,8 +8,9 @@ use super::mounts;
 use super::state::StageState;
 use super::steps::StepResult;
 use crate::error::{Error, ExitCode};
-use crate::exec::sandbox::{Network, RunSpec, SandboxError};
-use crate::exec::snapshot;
+use crate::exec::sandbox::ptrace::{self, TracedStep};
+use crate::exec::sandbox::{IdMap, Network, RunSpec, SandboxError, StepRoot};
+use crate::exec::snapshot::{self, SnapshotterChoice, SnapshotterKind};
 use crate::exec::{Root, resolve_user};
 use crate::image::layer::write_layer;
 use crate::plan::Step;
@@ -229,12 +230,28 @@ pub fn execute(
         mounts: prepared.mounts.clone(),
     };
 
-    let sandbox = ctx.sandbox()?;
+    let traced = traced_requested()?;
+    // The ptrace sandbox cannot mount an overlay: the step writes into the rootfs, which the
+    // scan snapshotter diffs; owners it finds are the caller's ids presented as root.
+    let (choice, id_map) = if traced {
+        let (uid, gid) = (
+            rustix::process::geteuid().as_raw(),
+            rustix::process::getegid().as_raw(),
+        );
+        let map = if uid == 0 {
+            IdMap::detect()
+        } else {
+            IdMap::single(uid, gid)
+        };
+        (SnapshotterChoice::Force(SnapshotterKind::Scan), map)
+    } else {
+        (ctx.snapshotter, ctx.sandbox()?.id_map().clone())
+    };
     let mut snap = snapshot::open(
-        ctx.snapshotter,
+        choice,
         lower.clone(),
         ctx.scratch.to_path_buf(),
-        sandbox.id_map().clone(),
+        id_map,
         &ctx.sandbox_helper,
     )
     .map_err(|e| {
@@ -255,7 +272,23 @@ pub fn execute(
             line: line.to_string(),
         });
     };
-    let report = match sandbox.run(&root, &spec, &ctx.cancel, &mut on_line) {
+    let result = match (&root, traced) {
+        (StepRoot::Dir(rootfs), true) => ptrace::run_traced(
+            &TracedStep {
+                helper: ctx.sandbox_helper.clone(),
+                rootfs: rootfs.clone(),
+                temp_dir: ctx.scratch.to_path_buf(),
+                run: spec,
+            },
+            &ctx.cancel,
+            &mut on_line,
+        )
+        .and_then(ptrace::StepExit::into_report),
+        _ => ctx
+            .sandbox()?
+            .run(&root, &spec, &ctx.cancel, &mut on_line),
+    };
+    let report = match result {
         Ok(r) => r,
         Err(e) => {
             let _ = snap.abort();
@@ -303,6 +336,23 @@ pub fn execute(
         bytes: info.uncompressed_size,
         cache_hit: false,
     })
+}
+
+/// `OSSB_SANDBOX=ptrace` runs RUN steps in the ptrace sandbox (no namespaces; see
+/// `docs/ptrace-sandbox.md`); unset, empty or `auto` keeps the namespace sandbox.
+pub const SANDBOX_ENV: &str = "OSSB_SANDBOX";
+
+fn traced_requested() -> Result<bool, Error> {
+    match std::env::var(SANDBOX_ENV).as_deref() {
+        Ok("ptrace") => Ok(true),
+        Ok("" | "auto" | "full") | Err(_) => Ok(false),
+        Ok(other) => Err(Error::new(
+            ExitCode::Configuration,
+            format!(
+                "{SANDBOX_ENV}={other:?} is not a sandbox this build knows; use `ptrace`, `full` or `auto` (or unset it)"
+            ),
+        )),
+    }
 }
 
 fn sandbox_error(e: SandboxError, argv: &[String]) -> Error {

@@ -29,6 +29,7 @@ mod netlo;
 mod ownerattr;
 mod parent;
 pub mod protocol;
+pub mod ptrace;
 mod seccomp;
 mod supervisor;
 
@@ -58,6 +59,9 @@ pub fn run_init_if_requested() {
     let mode = mode.to_string_lossy().into_owned();
     if mode == protocol::MODE_INIT {
         init::main();
+    }
+    if mode == ptrace::MODE_PTRACE {
+        ptrace::helper_main();
     }
     if let Some(probe) = mode.strip_prefix(protocol::MODE_PROBE_PREFIX) {
         crate::exec::doctor::probe_main(probe);
@@ -284,7 +288,14 @@ impl Sandbox {
             staging_dir: path_str(&staging)?,
             emulate_owners: self.emulate_owners && self.id_map.is_single(),
         };
-        let result = parent::run_step(&self.helper, &self.id_map, cfg, cancel, on_line);
+        let result = parent::run_step(
+            &self.helper,
+            protocol::MODE_INIT,
+            &self.id_map,
+            &protocol::ToInit::Config(Box::new(cfg)),
+            cancel,
+            on_line,
+        );
         if let (StepRoot::Dir(dir), Ok(out)) = (root, &result) {
             remove_stubs(dir, &out.stubs)?;
         }

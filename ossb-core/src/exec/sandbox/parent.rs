@@ -3,7 +3,7 @@
 use super::cancel::CancelToken;
 use super::error::SandboxError;
 use super::idmap::IdMap;
-use super::protocol::{self, FromInit, InitConfig, MARKER_ENV, MODE_INIT, ToInit};
+use super::protocol::{self, FromInit, MARKER_ENV, ToInit};
 use rustix::event::{PollFd, PollFlags};
 use std::collections::VecDeque;
 use std::io::Write;
@@ -31,11 +31,13 @@ pub(super) struct Outcome {
     pub owner_calls: Option<(u64, u64)>,
 }
 
-/// Runs one step through the helper binary.
-pub(super) fn run_step(
+/// Runs one step through the helper binary started in `mode`; `first` is the first message
+/// on its stdin (`ToInit::Config` for the namespace init).
+pub(super) fn run_step<T: serde::Serialize>(
     helper: &Path,
+    mode: &str,
     idmap: &IdMap,
-    cfg: InitConfig,
+    first: &T,
     cancel: &CancelToken,
     on_line: &mut dyn FnMut(&str),
 ) -> Result<Outcome, SandboxError> {
@@ -48,7 +50,7 @@ pub(super) fn run_step(
     };
     let mut child = Command::new(helper)
         .env_clear()
-        .env(MARKER_ENV, MODE_INIT)
+        .env(MARKER_ENV, mode)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -72,7 +74,7 @@ pub(super) fn run_step(
         .take()
         .map(Into::into)
         .ok_or_else(|| helper_err("no stderr pipe".into()))?;
-    send(&mut stdin, &ToInit::Config(Box::new(cfg)))
+    send(&mut stdin, first)
         .map_err(|e| helper_err(format!("sending the step: {e}")))?;
 
     let mut out = Outcome::default();
@@ -154,6 +156,8 @@ pub(super) fn run_step(
                         }
                     }
                     FromInit::Started { pid } => {
+                        // A helper without namespaces (ptrace) never reports `Unshared`.
+                        unshared = true;
                         guard.step_pidfd = rustix::process::Pid::from_raw(pid).and_then(|p| {
                             rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty())
                                 .ok()
@@ -198,7 +202,7 @@ pub(super) fn run_step(
     Ok(out)
 }
 
-fn send(stdin: &mut Option<ChildStdin>, msg: &ToInit) -> std::io::Result<()> {
+fn send<T: serde::Serialize>(stdin: &mut Option<ChildStdin>, msg: &T) -> std::io::Result<()> {
     match stdin {
         Some(s) => protocol::send(s, msg).and_then(|()| s.flush()),
         None => Err(std::io::Error::other("stdin closed")),
