@@ -212,8 +212,10 @@ fn xattr(p: &Path) -> Option<Vec<u8>> {
 
 fn escapes(t: &T) -> R {
     let root = t.rootfs("escape");
+    // A first line the host's passwd cannot have.
+    let first = format!("rootfs-marker-{}:x:0:0::/:/bin/sh", std::process::id());
     let passwd = std::fs::read_to_string(root.join("etc/passwd")).map_err(|e| e.to_string())?;
-    let first = passwd.lines().next().unwrap_or_default().to_string();
+    std::fs::write(root.join("etc/passwd"), format!("{first}\n{passwd}")).map_err(|e| e.to_string())?;
     let tries = [
         "cd /home/user && cat ../../../../etc/passwd",
         "cd / && cat ../../etc/passwd",
@@ -284,7 +286,19 @@ fn dynamic(t: &T) -> R {
     std::fs::copy(&prog, root.join("opt/rl")).map_err(|e| e.to_string())?;
     symlink("/opt/rl", root.join("opt/link")).map_err(|e| e.to_string())?;
     let out = t.run(&root, "/opt/rl /proc/self/exe; /opt/link -f /opt/link; cd /opt && ./rl -f ../opt/link")?;
-    expect(&out, &["/opt/rl", "/opt/rl", "/opt/rl"])
+    expect(&out, &["/opt/rl", "/opt/rl", "/opt/rl"])?;
+    // The loader and libc mapped into the process are the rootfs's copies (the host has the
+    // same files at the same paths, so only the maps tell them apart).
+    let cat = ["/usr/bin/cat", "/bin/cat"].iter().find(|p| Path::new(p).exists()).ok_or("no cat")?;
+    std::fs::copy(cat, root.join("opt/cat")).map_err(|e| e.to_string())?;
+    let maps = t.run(&root, "/opt/cat /proc/self/maps")?;
+    let libs: Vec<&String> = maps.iter().filter(|l| l.contains("ld-linux") || l.contains("libc.so")).collect();
+    let canon = std::fs::canonicalize(&root).map_err(|e| e.to_string())?;
+    let prefix = canon.to_string_lossy().to_string();
+    if libs.is_empty() || libs.iter().any(|l| !l.contains(&prefix)) {
+        return Err(format!("loader/libc not from the rootfs {prefix}: {libs:?}"));
+    }
+    Ok(())
 }
 
 fn processes_with(token: &str) -> usize {

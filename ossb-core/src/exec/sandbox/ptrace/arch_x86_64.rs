@@ -13,8 +13,6 @@ pub const X32_BIT: u32 = 0x4000_0000;
 /// Syscall numbers the tracer needs by name.
 pub mod nr {
     pub const EXECVE: u64 = 59;
-    pub const EXECVEAT: u64 = 322;
-    pub const SOCKET: u64 = 41;
 }
 
 const AT_SYMLINK_NOFOLLOW: u64 = 0x100;
@@ -50,7 +48,7 @@ pub fn call(n: u64) -> Option<Call> {
     let c = match n {
         2 => Call::Open(p(0), 1),                             // open(path, flags)
         257 => Call::Open(at(0, 1, Always), 2),               // openat(dirfd, path, flags)
-        85 => Call::Paths([Some(p(0)), None], None),          // creat
+        85 => Call::Paths([Some(p(0)), None], Plain),          // creat
         4 => Call::Paths([Some(p(0)), None], Stat(1, false)), // stat
         6 => Call::Paths([Some(pl(0)), None], Stat(1, false)), // lstat
         262 => Call::Paths(
@@ -62,11 +60,11 @@ pub fn call(n: u64) -> Option<Call> {
             Stat(4, true),
         ), // statx
         5 => Call::Fstat(0, 1),                                // fstat(fd, buf)
-        21 => Call::Paths([Some(p(0)), None], None),          // access
-        269 => Call::Paths([Some(at(0, 1, Always)), None], None), // faccessat
+        21 => Call::Paths([Some(p(0)), None], Plain),          // access
+        269 => Call::Paths([Some(at(0, 1, Always)), None], Plain), // faccessat
         439 => Call::Paths(
             [Some(at(0, 1, FlagNoFollow(3, AT_SYMLINK_NOFOLLOW))), None],
-            None,
+            Plain,
         ), // faccessat2
         59 => Call::Exec {
             dirfd: None,
@@ -80,49 +78,49 @@ pub fn call(n: u64) -> Option<Call> {
             argv: 2,
             flags: Some(4),
         },
-        80 => Call::Paths([Some(p(0)), None], None),  // chdir
+        80 => Call::Paths([Some(p(0)), None], Plain),  // chdir
         79 => Call::Getcwd(0, 1),                    // getcwd(buf, size)
-        83 => Call::Paths([Some(pl(0)), None], None), // mkdir
-        258 => Call::Paths([Some(at(0, 1, Never)), None], None), // mkdirat
-        84 => Call::Paths([Some(pl(0)), None], None), // rmdir
-        87 => Call::Paths([Some(pl(0)), None], None), // unlink
-        263 => Call::Paths([Some(at(0, 1, Never)), None], None), // unlinkat
-        82 => Call::Paths([Some(pl(0)), Some(pl(1))], None), // rename
-        264 | 316 => Call::Paths([Some(at(0, 1, Never)), Some(at(2, 3, Never))], None), // renameat(2)
-        86 => Call::Paths([Some(pl(0)), Some(pl(1))], None), // link
+        83 => Call::Paths([Some(pl(0)), None], Plain), // mkdir
+        258 => Call::Paths([Some(at(0, 1, Never)), None], Plain), // mkdirat
+        84 => Call::Paths([Some(pl(0)), None], Plain), // rmdir
+        87 => Call::Paths([Some(pl(0)), None], Plain), // unlink
+        263 => Call::Paths([Some(at(0, 1, Never)), None], Plain), // unlinkat
+        82 => Call::Paths([Some(pl(0)), Some(pl(1))], Plain), // rename
+        264 | 316 => Call::Paths([Some(at(0, 1, Never)), Some(at(2, 3, Never))], Plain), // renameat(2)
+        86 => Call::Paths([Some(pl(0)), Some(pl(1))], Plain), // link
         265 => Call::Paths(
             [
                 Some(at(0, 1, FlagFollow(4, AT_SYMLINK_FOLLOW))),
                 Some(at(2, 3, Never)),
             ],
-            None,
+            Plain,
         ), // linkat
-        88 => Call::Paths([Some(pl(1)), None], None), // symlink(target, linkpath)
-        266 => Call::Paths([Some(at(1, 2, Never)), None], None), // symlinkat(target, dirfd, linkpath)
+        88 => Call::Paths([Some(pl(1)), None], Plain), // symlink(target, linkpath)
+        266 => Call::Paths([Some(at(1, 2, Never)), None], Plain), // symlinkat(target, dirfd, linkpath)
         89 => Call::Paths([Some(pl(0)), None], Readlink(1, 2)), // readlink
         267 => Call::Paths([Some(at(0, 1, Never)), None], Readlink(2, 3)), // readlinkat
-        90 => Call::Paths([Some(p(0)), None], None),  // chmod
-        268 => Call::Paths([Some(at(0, 1, Always)), None], None), // fchmodat
+        90 => Call::Paths([Some(p(0)), None], Plain),  // chmod
+        268 => Call::Paths([Some(at(0, 1, Always)), None], Plain), // fchmodat
         452 => Call::Paths(
             [Some(at(0, 1, FlagNoFollow(3, AT_SYMLINK_NOFOLLOW))), None],
-            None,
+            Plain,
         ), // fchmodat2
         92 => Call::Chown(p(0), 1),                  // chown(path, uid, gid)
         94 => Call::Chown(pl(0), 1),                 // lchown
         260 => Call::Chown(at(0, 1, FlagNoFollow(4, AT_SYMLINK_NOFOLLOW)), 2), // fchownat
         93 => Call::Fchown(0, 1),                    // fchown(fd, uid, gid)
-        132 | 235 => Call::Paths([Some(p(0)), None], None), // utime, utimes
-        261 => Call::Paths([Some(at(0, 1, Always)), None], None), // futimesat
+        132 | 235 => Call::Paths([Some(p(0)), None], Plain), // utime, utimes
+        261 => Call::Paths([Some(at(0, 1, Always)), None], Plain), // futimesat
         280 => Call::Paths(
             [Some(at(0, 1, FlagNoFollow(3, AT_SYMLINK_NOFOLLOW))), None],
-            None,
+            Plain,
         ), // utimensat (NULL path: futimens)
-        133 => Call::Paths([Some(pl(0)), None], None), // mknod
-        259 => Call::Paths([Some(at(0, 1, Never)), None], None), // mknodat
-        76 | 137 => Call::Paths([Some(p(0)), None], None), // truncate, statfs
-        188 | 191 | 194 | 197 => Call::Paths([Some(p(0)), None], None), // setxattr getxattr listxattr removexattr
-        189 | 192 | 195 | 198 => Call::Paths([Some(pl(0)), None], None), // l*xattr
-        254 => Call::Paths([Some(PathArg { dirfd: None, path: 1, follow: FlagNoFollow(2, IN_DONT_FOLLOW) }), None], None), // inotify_add_watch(fd, path, mask)
+        133 => Call::Paths([Some(pl(0)), None], Plain), // mknod
+        259 => Call::Paths([Some(at(0, 1, Never)), None], Plain), // mknodat
+        76 | 137 => Call::Paths([Some(p(0)), None], Plain), // truncate, statfs
+        188 | 191 | 194 | 197 => Call::Paths([Some(p(0)), None], Plain), // setxattr getxattr listxattr removexattr
+        189 | 192 | 195 | 198 => Call::Paths([Some(pl(0)), None], Plain), // l*xattr
+        254 => Call::Paths([Some(PathArg { dirfd: None, path: 1, follow: FlagNoFollow(2, IN_DONT_FOLLOW) }), None], Plain), // inotify_add_watch(fd, path, mask)
         42 | 49 => Call::UnixAddr(1, 2), // connect, bind(fd, addr, len)
         // Identity: answered by the tracer.
         102 => Call::GetId(IdKind::Uid),

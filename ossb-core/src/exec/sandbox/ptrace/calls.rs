@@ -211,7 +211,7 @@ impl Tracer {
                 }
                 let (a, follow, first) = &resolved[0];
                 let pending = match post {
-                    Post::None => None,
+                    Post::Plain => None,
                     Post::Stat(buf, statx) if self.emulate => {
                         let host = match first {
                             Some(r) => r.host.clone(),

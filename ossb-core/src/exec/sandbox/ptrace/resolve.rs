@@ -106,6 +106,7 @@ impl View {
     }
 
     /// The host rootfs.
+    #[cfg(test)]
     pub fn root(&self) -> &Path {
         &self.root
     }

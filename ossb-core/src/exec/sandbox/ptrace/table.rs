@@ -30,7 +30,7 @@ pub struct PathArg {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Post {
     /// Nothing.
-    None,
+    Plain,
     /// A `struct stat` (or `struct statx` when `.1`) at argument `.0`: report the emulated owner.
     Stat(usize, bool),
     /// `readlink` buffer and size arguments: translate `/proc` magic links back.
