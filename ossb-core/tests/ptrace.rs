@@ -181,9 +181,10 @@ fn chown(t: &T) -> R {
         &root,
         "mkdir -p /d/e && touch /d/e/f && ln -s f /d/e/l && chown -R 1000:1000 /d \
          && stat -c %u:%g /d /d/e/f && chgrp 5 /d/e/f && stat -c %u:%g /d/e/f \
-         && ls -ln /d/e/f | awk '{print $3\":\"$4}' && stat -c %u /tmp",
+         && ls -ln /d/e/f | awk '{print $3\":\"$4}' && stat -c %u /tmp \
+         && touch /d/m && chmod 0 /d/m && chown 7:8 /d/m && stat -c %u:%g:%a /d/m",
     )?;
-    expect(&out, &["1000:1000", "1000:1000", "1000:5", "1000:5", "0"])?;
+    expect(&out, &["1000:1000", "1000:1000", "1000:5", "1000:5", "0", "7:8:0"])?;
     let f = root.join("d/e/f");
     if non_root() {
         let v = xattr(&f).ok_or("no user.rootlesscontainers on d/e/f")?;

@@ -117,11 +117,13 @@ impl Owners {
     /// The record of `path` (following symlinks when `follow`).
     pub fn record(path: &Path, follow: bool) -> Option<Vec<u8>> {
         let mut buf = vec![0u8; 64];
-        let n = if follow {
-            rustix::fs::getxattr(path, ROOTLESS_XATTR, &mut buf)
-        } else {
-            rustix::fs::lgetxattr(path, ROOTLESS_XATTR, &mut buf)
-        }
+        let n = with_access(path, 0o400, || {
+            if follow {
+                rustix::fs::getxattr(path, ROOTLESS_XATTR, &mut buf)
+            } else {
+                rustix::fs::lgetxattr(path, ROOTLESS_XATTR, &mut buf)
+            }
+        })
         .ok()?;
         buf.truncate(n);
         Some(buf)
@@ -158,19 +160,21 @@ impl Owners {
             );
             return Err((nu, ng));
         }
-        let res = if (nu, ng) == (0, 0) {
-            match rustix::fs::removexattr(path, ROOTLESS_XATTR) {
-                Err(rustix::io::Errno::NODATA) => Ok(()),
-                r => r,
+        let res = with_access(path, 0o200, || {
+            if (nu, ng) == (0, 0) {
+                match rustix::fs::removexattr(path, ROOTLESS_XATTR) {
+                    Err(rustix::io::Errno::NODATA) => Ok(()),
+                    r => r,
+                }
+            } else {
+                rustix::fs::setxattr(
+                    path,
+                    ROOTLESS_XATTR,
+                    &encode_owner(nu, ng),
+                    rustix::fs::XattrFlags::empty(),
+                )
             }
-        } else {
-            rustix::fs::setxattr(
-                path,
-                ROOTLESS_XATTR,
-                &encode_owner(nu, ng),
-                rustix::fs::XattrFlags::empty(),
-            )
-        };
+        });
         if let Err(e) = res {
             return Ok(-i64::from(e.raw_os_error()));
         }
@@ -183,6 +187,28 @@ impl Owners {
             let _ = rustix::fs::chmod(path, rustix::fs::Mode::from_raw_mode(clear));
         }
         Ok(0)
+    }
+}
+
+/// Runs an xattr operation; when the owner lacks the permission it needs (`user.*` xattrs
+/// need read or write access, which root would have anyway: dpkg creates files with mode 0
+/// and chowns them before its chmod), grants the owner `bits` for the call and restores the
+/// mode. Only regular files and directories get here.
+fn with_access<T>(
+    path: &Path,
+    bits: u32,
+    mut op: impl FnMut() -> rustix::io::Result<T>,
+) -> rustix::io::Result<T> {
+    match op() {
+        Err(rustix::io::Errno::ACCESS) => {
+            let st = rustix::fs::stat(path)?;
+            let mode = st.st_mode & 0o7777;
+            rustix::fs::chmod(path, rustix::fs::Mode::from_raw_mode(mode | bits))?;
+            let res = op();
+            let _ = rustix::fs::chmod(path, rustix::fs::Mode::from_raw_mode(mode));
+            res
+        }
+        r => r,
     }
 }
 
