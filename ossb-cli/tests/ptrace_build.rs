@@ -19,7 +19,9 @@ fn entries(layout: &Path) -> BTreeMap<String, (u64, u64, u32, Vec<u8>)> {
     };
     let index: serde_json::Value =
         serde_json::from_slice(&fs::read(layout.join("index.json")).expect("index")).expect("json");
-    let manifest = index["manifests"][0]["digest"].as_str().expect("manifest digest");
+    let manifest = index["manifests"][0]["digest"]
+        .as_str()
+        .expect("manifest digest");
     let manifest: serde_json::Value =
         serde_json::from_slice(&fs::read(blob(manifest)).expect("manifest")).expect("json");
     let mut out = BTreeMap::new();
@@ -35,7 +37,12 @@ fn entries(layout: &Path) -> BTreeMap<String, (u64, u64, u32, Vec<u8>)> {
         let mut ar = tar::Archive::new(reader);
         for e in ar.entries().expect("entries") {
             let mut e = e.expect("entry");
-            let path = e.path().expect("path").to_string_lossy().trim_end_matches('/').to_string();
+            let path = e
+                .path()
+                .expect("path")
+                .to_string_lossy()
+                .trim_end_matches('/')
+                .to_string();
             let h = e.header().clone();
             let mut data = Vec::new();
             std::io::Read::read_to_end(&mut e, &mut data).expect("read");
@@ -88,18 +95,46 @@ fn a_busybox_build_runs_its_steps_in_the_ptrace_sandbox() {
     let stderr = String::from_utf8_lossy(&build.stderr);
     assert!(build.status.success(), "{stderr}");
     let files = entries(&out);
-    let get = |p: &str| files.get(p).unwrap_or_else(|| panic!("{p} not in the layers: {:?}", files.keys().collect::<Vec<_>>()));
+    let get = |p: &str| {
+        files.get(p).unwrap_or_else(|| {
+            panic!(
+                "{p} not in the layers: {:?}",
+                files.keys().collect::<Vec<_>>()
+            )
+        })
+    };
     assert_eq!(get("one").3, b"ONE\n");
     assert_eq!(get("app/bin/copy").3, b"ONE\n");
-    assert_eq!(get("owners").3, b"1000:5\n", "stat in a later step sees the recorded owner");
+    assert_eq!(
+        get("owners").3,
+        b"1000:5\n",
+        "stat in a later step sees the recorded owner"
+    );
     assert_eq!(get("uid").3, b"0\n");
     assert_eq!(get("tmp/uid-as-user").3, b"1000\n");
-    assert!(get("pw").3.starts_with(b"root:x:0:0:root:/root:/bin/sh"), "the rootfs's passwd");
-    assert_eq!((get("app").0, get("app").1), (1000, 1000), "chown -R of a dir is in the layer");
+    assert!(
+        get("pw").3.starts_with(b"root:x:0:0:root:/root:/bin/sh"),
+        "the rootfs's passwd"
+    );
+    assert_eq!(
+        (get("app").0, get("app").1),
+        (1000, 1000),
+        "chown -R of a dir is in the layer"
+    );
     assert_eq!((get("app/data/v").0, get("app/data/v").1), (1000, 5));
-    assert_eq!((get("app/bin").0, get("app/bin").1, get("app/bin").2 & 0o7777), (1000, 1000, 0o750));
+    assert_eq!(
+        (
+            get("app/bin").0,
+            get("app/bin").1,
+            get("app/bin").2 & 0o7777
+        ),
+        (1000, 1000, 0o750)
+    );
     assert_eq!(get("one").0, 0, "files the step creates belong to root");
-    assert!(files.contains_key("bin/.wh.vi"), "the removal is a whiteout");
+    assert!(
+        files.contains_key("bin/.wh.vi"),
+        "the removal is a whiteout"
+    );
     assert!(files.contains_key("app/link"));
     // The store and the host are untouched by the step's writes.
     assert!(!Path::new("/one").exists() && !Path::new("/owners").exists());

@@ -34,7 +34,10 @@ fn main() {
         ("chown -R is recorded and stat shows it", chown),
         ("escapes stay inside the rootfs", escapes),
         ("a #! script runs through the rootfs's interpreter", script),
-        ("a dynamic program runs through the rootfs's loader", dynamic),
+        (
+            "a dynamic program runs through the rootfs's loader",
+            dynamic,
+        ),
         ("background processes end with the step", background),
         ("cancel kills the traced tree", cancel),
         ("cost per RUN and per trapped call", cost),
@@ -105,9 +108,14 @@ impl T {
 
     /// Runs `script`; its output lines when it exits 0.
     fn run(&self, root: &Path, script: &str) -> Result<Vec<String>, String> {
-        let (exit, lines) = self.exec(&self.step(root, script)).map_err(|e| e.to_string())?;
+        let (exit, lines) = self
+            .exec(&self.step(root, script))
+            .map_err(|e| e.to_string())?;
         if exit.code != Some(0) {
-            return Err(format!("exit {:?}/{:?}, output {lines:?}", exit.code, exit.signal));
+            return Err(format!(
+                "exit {:?}/{:?}, output {lines:?}",
+                exit.code, exit.signal
+            ));
         }
         Ok(lines)
     }
@@ -122,7 +130,10 @@ fn expect(got: &[String], want: &[&str]) -> R {
 
 fn pipes(t: &T) -> R {
     let root = t.rootfs("pipes");
-    let out = t.run(&root, "echo hello world | tr a-z A-Z | sed 's/WORLD/there/'; seq 3 | wc -l")?;
+    let out = t.run(
+        &root,
+        "echo hello world | tr a-z A-Z | sed 's/WORLD/there/'; seq 3 | wc -l",
+    )?;
     expect(&out, &["HELLO there", "3"])
 }
 
@@ -184,7 +195,10 @@ fn chown(t: &T) -> R {
          && ls -ln /d/e/f | awk '{print $3\":\"$4}' && stat -c %u /tmp \
          && touch /d/m && chmod 0 /d/m && chown 7:8 /d/m && stat -c %u:%g:%a /d/m",
     )?;
-    expect(&out, &["1000:1000", "1000:1000", "1000:5", "1000:5", "0", "7:8:0"])?;
+    expect(
+        &out,
+        &["1000:1000", "1000:1000", "1000:5", "1000:5", "0", "7:8:0"],
+    )?;
     let f = root.join("d/e/f");
     if non_root() {
         let v = xattr(&f).ok_or("no user.rootlesscontainers on d/e/f")?;
@@ -198,7 +212,11 @@ fn chown(t: &T) -> R {
     } else {
         let md = std::fs::metadata(&f).map_err(|e| e.to_string())?;
         if (md.uid(), md.gid()) != (1000, 5) {
-            return Err(format!("as root the chown is real, got {}:{}", md.uid(), md.gid()));
+            return Err(format!(
+                "as root the chown is real, got {}:{}",
+                md.uid(),
+                md.gid()
+            ));
         }
     }
     Ok(())
@@ -216,7 +234,8 @@ fn escapes(t: &T) -> R {
     // A first line the host's passwd cannot have.
     let first = format!("rootfs-marker-{}:x:0:0::/:/bin/sh", std::process::id());
     let passwd = std::fs::read_to_string(root.join("etc/passwd")).map_err(|e| e.to_string())?;
-    std::fs::write(root.join("etc/passwd"), format!("{first}\n{passwd}")).map_err(|e| e.to_string())?;
+    std::fs::write(root.join("etc/passwd"), format!("{first}\n{passwd}"))
+        .map_err(|e| e.to_string())?;
     let tries = [
         "cd /home/user && cat ../../../../etc/passwd",
         "cd / && cat ../../etc/passwd",
@@ -241,7 +260,17 @@ fn escapes(t: &T) -> R {
          && exec 3</etc/passwd && readlink /proc/self/fd/3 && readlink /proc/self/root \
          && readlink /proc/self/exe",
     )?;
-    expect(&out, &["/", "/home/user", "/home/user", "/etc/passwd", "/", "/bin/busybox"])?;
+    expect(
+        &out,
+        &[
+            "/",
+            "/home/user",
+            "/home/user",
+            "/etc/passwd",
+            "/",
+            "/bin/busybox",
+        ],
+    )?;
     // Processes that are not part of the step do not exist for it.
     let out = t.run(&root, "cat /proc/1/environ >/dev/null 2>&1 && echo seen || echo hidden; test -d /proc/$$ && echo mine")?;
     expect(&out, &["hidden", "mine"])?;
@@ -250,15 +279,26 @@ fn escapes(t: &T) -> R {
 
 fn script(t: &T) -> R {
     let root = t.rootfs("script");
-    std::fs::write(root.join("s.sh"), "#!/bin/sh -e\necho script $0 $1\n").map_err(|e| e.to_string())?;
-    std::fs::set_permissions(root.join("s.sh"), std::os::unix::fs::PermissionsExt::from_mode(0o755))
+    std::fs::write(root.join("s.sh"), "#!/bin/sh -e\necho script $0 $1\n")
         .map_err(|e| e.to_string())?;
-    expect(&t.run(&root, "/s.sh arg; cd / && ./s.sh two")?, &["script /s.sh arg", "script ./s.sh two"])
+    std::fs::set_permissions(
+        root.join("s.sh"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .map_err(|e| e.to_string())?;
+    expect(
+        &t.run(&root, "/s.sh arg; cd / && ./s.sh two")?,
+        &["script /s.sh arg", "script ./s.sh two"],
+    )
 }
 
 /// A rootfs with one dynamically linked host program, its libraries and loader (from ldd).
 fn dynamic(t: &T) -> R {
-    let Some(prog) = ["/usr/bin/readlink", "/bin/readlink"].iter().map(PathBuf::from).find(|p| p.exists()) else {
+    let Some(prog) = ["/usr/bin/readlink", "/bin/readlink"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+    else {
         println!("skip: no /usr/bin/readlink");
         return Ok(());
     };
@@ -266,7 +306,10 @@ fn dynamic(t: &T) -> R {
         return Ok(());
     }
     let root = t.rootfs("dynamic");
-    let out = std::process::Command::new("ldd").arg(&prog).output().map_err(|e| e.to_string())?;
+    let out = std::process::Command::new("ldd")
+        .arg(&prog)
+        .output()
+        .map_err(|e| e.to_string())?;
     let text = String::from_utf8_lossy(&out.stdout);
     let mut copied = 0;
     for line in text.lines() {
@@ -286,18 +329,29 @@ fn dynamic(t: &T) -> R {
     std::fs::create_dir_all(root.join("opt")).map_err(|e| e.to_string())?;
     std::fs::copy(&prog, root.join("opt/rl")).map_err(|e| e.to_string())?;
     symlink("/opt/rl", root.join("opt/link")).map_err(|e| e.to_string())?;
-    let out = t.run(&root, "/opt/rl /proc/self/exe; /opt/link -f /opt/link; cd /opt && ./rl -f ../opt/link")?;
+    let out = t.run(
+        &root,
+        "/opt/rl /proc/self/exe; /opt/link -f /opt/link; cd /opt && ./rl -f ../opt/link",
+    )?;
     expect(&out, &["/opt/rl", "/opt/rl", "/opt/rl"])?;
     // The loader and libc mapped into the process are the rootfs's copies (the host has the
     // same files at the same paths, so only the maps tell them apart).
-    let cat = ["/usr/bin/cat", "/bin/cat"].iter().find(|p| Path::new(p).exists()).ok_or("no cat")?;
+    let cat = ["/usr/bin/cat", "/bin/cat"]
+        .iter()
+        .find(|p| Path::new(p).exists())
+        .ok_or("no cat")?;
     std::fs::copy(cat, root.join("opt/cat")).map_err(|e| e.to_string())?;
     let maps = t.run(&root, "/opt/cat /proc/self/maps")?;
-    let libs: Vec<&String> = maps.iter().filter(|l| l.contains("ld-linux") || l.contains("libc.so")).collect();
+    let libs: Vec<&String> = maps
+        .iter()
+        .filter(|l| l.contains("ld-linux") || l.contains("libc.so"))
+        .collect();
     let canon = std::fs::canonicalize(&root).map_err(|e| e.to_string())?;
     let prefix = canon.to_string_lossy().to_string();
     if libs.is_empty() || libs.iter().any(|l| !l.contains(&prefix)) {
-        return Err(format!("loader/libc not from the rootfs {prefix}: {libs:?}"));
+        return Err(format!(
+            "loader/libc not from the rootfs {prefix}: {libs:?}"
+        ));
     }
     Ok(())
 }

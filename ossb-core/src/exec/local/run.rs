@@ -284,9 +284,7 @@ pub fn execute(
             &mut on_line,
         )
         .and_then(ptrace::StepExit::into_report),
-        _ => ctx
-            .sandbox()?
-            .run(&root, &spec, &ctx.cancel, &mut on_line),
+        _ => ctx.sandbox()?.run(&root, &spec, &ctx.cancel, &mut on_line),
     };
     let report = match result {
         Ok(r) => r,

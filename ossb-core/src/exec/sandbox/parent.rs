@@ -74,8 +74,7 @@ pub(super) fn run_step<T: serde::Serialize>(
         .take()
         .map(Into::into)
         .ok_or_else(|| helper_err("no stderr pipe".into()))?;
-    send(&mut stdin, first)
-        .map_err(|e| helper_err(format!("sending the step: {e}")))?;
+    send(&mut stdin, first).map_err(|e| helper_err(format!("sending the step: {e}")))?;
 
     let mut out = Outcome::default();
     let mut setup_failed: Option<(String, String)> = None;

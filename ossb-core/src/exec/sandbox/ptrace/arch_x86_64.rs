@@ -46,24 +46,24 @@ pub fn call(n: u64) -> Option<Call> {
     use Follow::*;
     use Post::*;
     let c = match n {
-        2 => Call::Open(p(0), 1),                             // open(path, flags)
-        257 => Call::Open(at(0, 1, Always), 2),               // openat(dirfd, path, flags)
+        2 => Call::Open(p(0), 1),                              // open(path, flags)
+        257 => Call::Open(at(0, 1, Always), 2),                // openat(dirfd, path, flags)
         85 => Call::Paths([Some(p(0)), None], Plain),          // creat
-        4 => Call::Paths([Some(p(0)), None], Stat(1, false)), // stat
+        4 => Call::Paths([Some(p(0)), None], Stat(1, false)),  // stat
         6 => Call::Paths([Some(pl(0)), None], Stat(1, false)), // lstat
         262 => Call::Paths(
-            [Some(at(0, 1, FlagNoFollow(3, AT_SYMLINK_NOFOLLOW))), None],
+            [Some(at(0, 1, UnlessFlag(3, AT_SYMLINK_NOFOLLOW))), None],
             Stat(2, false),
         ), // newfstatat
         332 => Call::Paths(
-            [Some(at(0, 1, FlagNoFollow(2, AT_SYMLINK_NOFOLLOW))), None],
+            [Some(at(0, 1, UnlessFlag(2, AT_SYMLINK_NOFOLLOW))), None],
             Stat(4, true),
         ), // statx
         5 => Call::Fstat(0, 1),                                // fstat(fd, buf)
         21 => Call::Paths([Some(p(0)), None], Plain),          // access
         269 => Call::Paths([Some(at(0, 1, Always)), None], Plain), // faccessat
         439 => Call::Paths(
-            [Some(at(0, 1, FlagNoFollow(3, AT_SYMLINK_NOFOLLOW))), None],
+            [Some(at(0, 1, UnlessFlag(3, AT_SYMLINK_NOFOLLOW))), None],
             Plain,
         ), // faccessat2
         59 => Call::Exec {
@@ -78,8 +78,8 @@ pub fn call(n: u64) -> Option<Call> {
             argv: 2,
             flags: Some(4),
         },
-        80 => Call::Paths([Some(p(0)), None], Plain),  // chdir
-        79 => Call::Getcwd(0, 1),                    // getcwd(buf, size)
+        80 => Call::Paths([Some(p(0)), None], Plain), // chdir
+        79 => Call::Getcwd(0, 1),                     // getcwd(buf, size)
         83 => Call::Paths([Some(pl(0)), None], Plain), // mkdir
         258 => Call::Paths([Some(at(0, 1, Never)), None], Plain), // mkdirat
         84 => Call::Paths([Some(pl(0)), None], Plain), // rmdir
@@ -87,41 +87,52 @@ pub fn call(n: u64) -> Option<Call> {
         263 => Call::Paths([Some(at(0, 1, Never)), None], Plain), // unlinkat
         82 => Call::Paths([Some(pl(0)), Some(pl(1))], Plain), // rename
         264 | 316 => Call::Paths([Some(at(0, 1, Never)), Some(at(2, 3, Never))], Plain), // renameat(2)
-        86 => Call::Paths([Some(pl(0)), Some(pl(1))], Plain), // link
+        86 => Call::Paths([Some(pl(0)), Some(pl(1))], Plain),                            // link
         265 => Call::Paths(
             [
-                Some(at(0, 1, FlagFollow(4, AT_SYMLINK_FOLLOW))),
+                Some(at(0, 1, IfFlag(4, AT_SYMLINK_FOLLOW))),
                 Some(at(2, 3, Never)),
             ],
             Plain,
         ), // linkat
         88 => Call::Paths([Some(pl(1)), None], Plain), // symlink(target, linkpath)
         266 => Call::Paths([Some(at(1, 2, Never)), None], Plain), // symlinkat(target, dirfd, linkpath)
-        89 => Call::Paths([Some(pl(0)), None], Readlink(1, 2)), // readlink
+        89 => Call::Paths([Some(pl(0)), None], Readlink(1, 2)),   // readlink
         267 => Call::Paths([Some(at(0, 1, Never)), None], Readlink(2, 3)), // readlinkat
-        90 => Call::Paths([Some(p(0)), None], Plain),  // chmod
+        90 => Call::Paths([Some(p(0)), None], Plain),             // chmod
         268 => Call::Paths([Some(at(0, 1, Always)), None], Plain), // fchmodat
         452 => Call::Paths(
-            [Some(at(0, 1, FlagNoFollow(3, AT_SYMLINK_NOFOLLOW))), None],
+            [Some(at(0, 1, UnlessFlag(3, AT_SYMLINK_NOFOLLOW))), None],
             Plain,
         ), // fchmodat2
-        92 => Call::Chown(p(0), 1),                  // chown(path, uid, gid)
-        94 => Call::Chown(pl(0), 1),                 // lchown
-        260 => Call::Chown(at(0, 1, FlagNoFollow(4, AT_SYMLINK_NOFOLLOW)), 2), // fchownat
-        93 => Call::Fchown(0, 1),                    // fchown(fd, uid, gid)
-        132 | 235 => Call::Paths([Some(p(0)), None], Plain), // utime, utimes
+        92 => Call::Chown(p(0), 1),                               // chown(path, uid, gid)
+        94 => Call::Chown(pl(0), 1),                              // lchown
+        260 => Call::Chown(at(0, 1, UnlessFlag(4, AT_SYMLINK_NOFOLLOW)), 2), // fchownat
+        93 => Call::Fchown(0, 1),                                 // fchown(fd, uid, gid)
+        132 | 235 => Call::Paths([Some(p(0)), None], Plain),      // utime, utimes
         261 => Call::Paths([Some(at(0, 1, Always)), None], Plain), // futimesat
         280 => Call::Paths(
-            [Some(at(0, 1, FlagNoFollow(3, AT_SYMLINK_NOFOLLOW))), None],
+            [Some(at(0, 1, UnlessFlag(3, AT_SYMLINK_NOFOLLOW))), None],
             Plain,
         ), // utimensat (NULL path: futimens)
-        133 => Call::Paths([Some(pl(0)), None], Plain), // mknod
+        133 => Call::Paths([Some(pl(0)), None], Plain),           // mknod
         259 => Call::Paths([Some(at(0, 1, Never)), None], Plain), // mknodat
-        76 | 137 => Call::Paths([Some(p(0)), None], Plain), // truncate, statfs
+        76 | 137 => Call::Paths([Some(p(0)), None], Plain),       // truncate, statfs
         188 | 191 | 194 | 197 => Call::Paths([Some(p(0)), None], Plain), // setxattr getxattr listxattr removexattr
         189 | 192 | 195 | 198 => Call::Paths([Some(pl(0)), None], Plain), // l*xattr
-        254 => Call::Paths([Some(PathArg { dirfd: None, path: 1, follow: FlagNoFollow(2, IN_DONT_FOLLOW) }), None], Plain), // inotify_add_watch(fd, path, mask)
-        42 | 49 => Call::UnixAddr(1, 2), // connect, bind(fd, addr, len)
+        254 => Call::Paths(
+            [
+                Some(PathArg {
+                    dirfd: None,
+                    path: 1,
+                    follow: UnlessFlag(2, IN_DONT_FOLLOW),
+                }),
+                None,
+            ],
+            Plain,
+        ), // inotify_add_watch(fd, path, mask)
+        42 => Call::UnixAddr(1, 2, true),                                // connect(fd, addr, len)
+        49 => Call::UnixAddr(1, 2, false),                               // bind(fd, addr, len)
         // Identity: answered by the tracer.
         102 => Call::GetId(IdKind::Uid),
         107 => Call::GetId(IdKind::Euid),
@@ -143,8 +154,8 @@ pub fn call(n: u64) -> Option<Call> {
         // uselib acct swapon swapoff chroot mount umount2 pivot_root quotactl
         // name_to_handle_at open_by_handle_at fanotify_mark open_tree move_mount fsopen
         // fsconfig fsmount fspick mount_setattr quotactl_fd
-        134 | 163 | 167 | 168 | 161 | 165 | 166 | 155 | 179 | 304 | 301 | 428 | 429
-        | 430 | 431 | 432 | 433 | 442 | 443 => Call::Deny(libc::EPERM),
+        134 | 163 | 167 | 168 | 161 | 165 | 166 | 155 | 179 | 304 | 301 | 428 | 429 | 430 | 431
+        | 432 | 433 | 442 | 443 => Call::Deny(libc::EPERM),
         // openat2 (callers fall back to openat), name_to_handle_at (callers fall back to
         // stat), and the path-taking calls newer than this table (*xattrat, file_*attr).
         437 | 303 | 463..=470 => Call::Deny(libc::ENOSYS),
@@ -157,7 +168,9 @@ use super::table::{IdKind, SetKind};
 
 /// Every trapped syscall number (the filter's list).
 pub fn trapped() -> Vec<u32> {
-    (0..512u32).filter(|n| call(u64::from(*n)).is_some()).collect()
+    (0..512u32)
+        .filter(|n| call(u64::from(*n)).is_some())
+        .collect()
 }
 
 /// Registers of a stopped tracee.

@@ -64,8 +64,8 @@ impl Tracer {
         match rule {
             Follow::Always => true,
             Follow::Never => false,
-            Follow::FlagNoFollow(i, bit) => regs.arg(i) & bit == 0,
-            Follow::FlagFollow(i, bit) => regs.arg(i) & bit != 0,
+            Follow::UnlessFlag(i, bit) => regs.arg(i) & bit == 0,
+            Follow::IfFlag(i, bit) => regs.arg(i) & bit != 0,
         }
     }
 
@@ -77,11 +77,11 @@ impl Tracer {
         } else {
             format!("/proc/{tid}/fd/{fd}")
         };
-        let target = std::fs::read_link(&link).map_err(|e| {
+        let target = std::fs::read_link(&link).map_err(|_| {
             if fd == libc::AT_FDCWD {
                 libc::ENOENT
             } else {
-                e.raw_os_error().map_or(libc::EBADF, |_| libc::EBADF)
+                libc::EBADF
             }
         })?;
         Ok(self
@@ -147,11 +147,7 @@ impl Tracer {
     }
 
     /// Rewrites path arguments to their host paths.
-    fn rewrite(
-        tid: i32,
-        regs: &mut Regs,
-        paths: &[(usize, &Resolved)],
-    ) -> Result<(), Errno> {
+    fn rewrite(tid: i32, regs: &mut Regs, paths: &[(usize, &Resolved)]) -> Result<(), Errno> {
         if paths.is_empty() {
             return Ok(());
         }
@@ -257,7 +253,9 @@ impl Tracer {
                 path,
                 argv,
                 flags,
-            } => self.exec(tid, regs, dirfd, path, argv, flags).map(|()| false),
+            } => self
+                .exec(tid, regs, dirfd, path, argv, flags)
+                .map(|()| false),
             Call::Chown(a, uid) => {
                 let follow = Self::follow(a.follow, &regs);
                 let r = self.arg_path(tid, &regs, &a, follow)?;
@@ -270,6 +268,7 @@ impl Tracer {
                 }
                 let (host, guest, follow) = match r {
                     Some(r) => (r.host, Some(r.guest), follow),
+                    // Only fchownat has a dirfd; its flags are argument 4 on every arch.
                     None if a.dirfd.is_some() && regs.arg(4) & AT_EMPTY_PATH != 0 => {
                         (fd_path(tid, &regs, a.dirfd), None, true)
                     }
@@ -286,7 +285,9 @@ impl Tracer {
                 let (u, g) = (regs.arg(uid) as u32, regs.arg(uid + 1) as u32);
                 self.chown(tid, regs, &host, None, true, u, g)
             }
-            Call::UnixAddr(addr, len) => self.unix_addr(tid, regs, addr, len).map(|()| false),
+            Call::UnixAddr(addr, len, follow) => {
+                self.unix_addr(tid, regs, addr, len, follow).map(|()| false)
+            }
             Call::GetId(kind) => {
                 let c = &self.tracees[&tid].creds;
                 let v = match kind {
@@ -321,7 +322,8 @@ impl Tracer {
                         sys::write_mem(tid, regs.arg(1), &bytes).map_err(|e| io_errno(&e))?;
                     }
                 }
-                self.skip(tid, regs, groups.len() as i64).map_err(|e| io_errno(&e))
+                self.skip(tid, regs, groups.len() as i64)
+                    .map_err(|e| io_errno(&e))
             }
             Call::SetGroups => {
                 if self.tracees[&tid].creds.uid[1] != 0 {
@@ -332,7 +334,10 @@ impl Tracer {
                     return Err(libc::EINVAL);
                 }
                 let mut buf = vec![0u8; n * 4];
-                if n > 0 && sys::read_mem(tid, regs.arg(1), &mut buf).map_err(|e| io_errno(&e))? != buf.len() {
+                if n > 0
+                    && sys::read_mem(tid, regs.arg(1), &mut buf).map_err(|e| io_errno(&e))?
+                        != buf.len()
+                {
                     return Err(libc::EFAULT);
                 }
                 let groups = buf
@@ -407,8 +412,9 @@ impl Tracer {
             if !empty_ok {
                 return Err(libc::ENOENT);
             }
-            let link = std::fs::read_link(String::from_utf8_lossy(&fd_path(tid, &regs, dirfd)).as_ref())
-                .map_err(|_| libc::EBADF)?;
+            let link =
+                std::fs::read_link(String::from_utf8_lossy(&fd_path(tid, &regs, dirfd)).as_ref())
+                    .map_err(|_| libc::EBADF)?;
             let g = self
                 .view
                 .guest_of_host(link.as_os_str().as_bytes())
@@ -445,7 +451,11 @@ impl Tracer {
             &p,
             &argv0,
             &mut |q: &[u8]| {
-                let b: &[u8] = if q.first() == Some(&b'/') { b"/" } else { &base };
+                let b: &[u8] = if q.first() == Some(&b'/') {
+                    b"/"
+                } else {
+                    &base
+                };
                 self.resolve(tid, b, q, true).map(|r| (r.host, r.guest))
             },
             &mut loaders,
@@ -490,7 +500,14 @@ impl Tracer {
         Ok(())
     }
 
-    fn unix_addr(&mut self, tid: i32, mut regs: Regs, addr: usize, len: usize) -> Result<(), Errno> {
+    fn unix_addr(
+        &mut self,
+        tid: i32,
+        mut regs: Regs,
+        addr: usize,
+        len: usize,
+        follow: bool,
+    ) -> Result<(), Errno> {
         let n = (regs.arg(len) as usize).min(110);
         if regs.arg(addr) == 0 || n < 3 {
             return Ok(());
@@ -498,7 +515,8 @@ impl Tracer {
         let mut sa = vec![0u8; n];
         let got = sys::read_mem(tid, regs.arg(addr), &mut sa).map_err(|e| io_errno(&e))?;
         sa.truncate(got);
-        if sa.len() < 3 || u16::from_ne_bytes([sa[0], sa[1]]) != libc::AF_UNIX as u16 || sa[2] == 0 {
+        if sa.len() < 3 || u16::from_ne_bytes([sa[0], sa[1]]) != libc::AF_UNIX as u16 || sa[2] == 0
+        {
             return Ok(());
         }
         let p: Vec<u8> = sa[2..].iter().take_while(|&&b| b != 0).copied().collect();
@@ -507,7 +525,6 @@ impl Tracer {
         } else {
             self.base_dir(tid, &regs, None)?
         };
-        let follow = regs.nr() != 49;
         let r = self.resolve(tid, &base, &p, follow)?;
         if r.host.len() >= 108 {
             return Err(libc::ENAMETOOLONG);

@@ -23,8 +23,13 @@ pub struct Plan {
 
 /// The header facts of an executable.
 enum Kind {
-    Script { interp: Vec<u8>, arg: Option<Vec<u8>> },
-    Elf { interp: Option<Vec<u8>> },
+    Script {
+        interp: Vec<u8>,
+        arg: Option<Vec<u8>>,
+    },
+    Elf {
+        interp: Option<Vec<u8>>,
+    },
     Other,
 }
 
@@ -64,7 +69,10 @@ fn trim(s: &[u8]) -> &[u8] {
         Some(i) => &s[i..],
         None => return &[],
     };
-    let end = s.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(0, |i| i + 1);
+    let end = s
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(0, |i| i + 1);
     &s[..end]
 }
 
@@ -118,6 +126,9 @@ fn elf_interp(f: &mut std::fs::File, head: &[u8]) -> std::io::Result<Option<Vec<
     Ok(None)
 }
 
+/// Maps a guest path to its `(host, guest)` paths, following links, or an errno.
+pub type Resolver<'a> = dyn FnMut(&[u8]) -> Result<(Vec<u8>, Vec<u8>), i32> + 'a;
+
 /// Caches whether a loader understands `--argv0` (glibc 2.33+, musl), by its host path.
 #[derive(Default)]
 pub struct LoaderCache {
@@ -165,7 +176,7 @@ fn check_executable(host: &[u8]) -> Result<(), i32> {
 pub fn plan(
     path: &[u8],
     argv0: &[u8],
-    resolve: &mut dyn FnMut(&[u8]) -> Result<(Vec<u8>, Vec<u8>), i32>,
+    resolve: &mut Resolver<'_>,
     loaders: &mut LoaderCache,
 ) -> Result<Plan, i32> {
     let (mut host, mut guest) = resolve(path)?;

@@ -246,7 +246,12 @@ fn helper(out: &mut std::io::Stdout) -> Result<(), Failure> {
     let mut input = std::io::BufReader::new(std::io::stdin());
     let cfg: TracedConfig = protocol::recv(&mut input)
         .map_err(f("reading the step config"))?
-        .ok_or_else(|| ("reading the step config".to_string(), "no config".to_string()))?;
+        .ok_or_else(|| {
+            (
+                "reading the step config".to_string(),
+                "no config".to_string(),
+            )
+        })?;
     // Orphaned tracees are reparented to the tracer, which reaps them.
     rustix::process::set_child_subreaper(Some(rustix::process::getpid()))
         .map_err(|e| f("becoming a subreaper")(e.into()))?;

@@ -141,7 +141,10 @@ impl Owners {
             Ok(st) => st,
             Err(e) => return Ok(-i64::from(e.raw_os_error())),
         };
-        let (cu, cg) = self.present((st.st_uid, st.st_gid), Self::record(path, follow).as_deref());
+        let (cu, cg) = self.present(
+            (st.st_uid, st.st_gid),
+            Self::record(path, follow).as_deref(),
+        );
         let nu = if uid == KEEP { cu } else { uid };
         let ng = if gid == KEEP { cg } else { gid };
         let fmt = st.st_mode & libc::S_IFMT;
@@ -230,7 +233,11 @@ mod tests {
         let mut c = Creds::new(0, 0, vec![]);
         assert_eq!(c.set(SetKind::ResUid, [KEEP, 5, KEEP]), 0);
         assert_eq!(c.uid, [0, 5, 0, 5]);
-        assert_eq!(c.set(SetKind::ResUid, [KEEP, 0, KEEP]), 0, "saved uid 0 may come back");
+        assert_eq!(
+            c.set(SetKind::ResUid, [KEEP, 0, KEEP]),
+            0,
+            "saved uid 0 may come back"
+        );
         assert_eq!(c.uid[1], 0);
         let o = Owners {
             caller_uid: 1000,

@@ -226,8 +226,12 @@ impl View {
                         Err(_) => continue,
                     },
                     Ok(_) => continue,
-                    Err(_) => {
-                        // Missing or unreadable: the kernel fails the same way on the rest.
+                    Err(e) => {
+                        // Missing or unreadable: the kernel fails the same way on the rest,
+                        // before any `..` after it (refused here, so nothing relies on it).
+                        if todo.iter().any(|c| c == b"..") {
+                            return Err(e.raw_os_error().unwrap_or(libc::ENOENT));
+                        }
                         for rest in todo.drain(..) {
                             if !rest.is_empty() {
                                 cur.push(rest);
@@ -333,13 +337,29 @@ mod tests {
         assert_eq!(host("b/up/passwd", "/a", true), want);
         assert_eq!(host("/a/abs", "/", false), Ok(r.join("a/abs")));
         assert_eq!(host("/loop", "/", true), Err(libc::ELOOP));
-        assert_eq!(host("/proc/1/root/etc/passwd", "/", true), Err(libc::ENOENT));
+        assert_eq!(
+            host("/proc/1/root/etc/passwd", "/", true),
+            Err(libc::ENOENT)
+        );
         assert_eq!(host("/proc/self/root/etc/passwd", "/", true), want);
-        assert_eq!(host("/proc/self/cwd/../../../../etc/passwd", "/", true), want);
+        // The test's cwd is re-rooted into the rootfs, where it does not exist.
+        assert_eq!(
+            host("/proc/self/cwd/../../../../etc/passwd", "/", true),
+            Err(libc::ENOENT)
+        );
         assert_eq!(host("/new/dir", "/", true), Ok(r.join("new/dir")));
-        assert_eq!(view.guest_of_host(r.join("a/b").as_os_str().as_bytes()), Some(b"/a/b".to_vec()));
-        assert_eq!(view.guest_of_host(r.as_os_str().as_bytes()), Some(b"/".to_vec()));
-        assert_eq!(view.guest_of_host(b"/proc/5/fd"), Some(b"/proc/5/fd".to_vec()));
+        assert_eq!(
+            view.guest_of_host(r.join("a/b").as_os_str().as_bytes()),
+            Some(b"/a/b".to_vec())
+        );
+        assert_eq!(
+            view.guest_of_host(r.as_os_str().as_bytes()),
+            Some(b"/".to_vec())
+        );
+        assert_eq!(
+            view.guest_of_host(b"/proc/5/fd"),
+            Some(b"/proc/5/fd".to_vec())
+        );
         assert_eq!(view.guest_of_host(b"/etc"), None);
     }
 }

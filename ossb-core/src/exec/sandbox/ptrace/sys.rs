@@ -45,7 +45,14 @@ pub fn set_regs(tid: i32, regs: &Regs) -> io::Result<()> {
 
 fn request(req: libc::c_uint, tid: i32, addr: usize, data: usize) -> io::Result<libc::c_long> {
     // SAFETY: requests used here take integers, not pointers, in addr/data.
-    check(unsafe { libc::ptrace(req, tid, addr as *mut libc::c_void, data as *mut libc::c_void) })
+    check(unsafe {
+        libc::ptrace(
+            req,
+            tid,
+            addr as *mut libc::c_void,
+            data as *mut libc::c_void,
+        )
+    })
 }
 
 /// `PTRACE_CONT` with a signal to deliver (0: none).

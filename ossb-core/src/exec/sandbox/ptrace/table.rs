@@ -9,9 +9,9 @@ pub enum Follow {
     /// Never (lstat, unlink, rename, mkdir, readlink, ...).
     Never,
     /// Unless argument `.0` has bit `.1` (`AT_SYMLINK_NOFOLLOW`, `IN_DONT_FOLLOW`).
-    FlagNoFollow(usize, u64),
+    UnlessFlag(usize, u64),
     /// Only when argument `.0` has bit `.1` (`linkat`'s `AT_SYMLINK_FOLLOW`).
-    FlagFollow(usize, u64),
+    IfFlag(usize, u64),
 }
 
 /// One path argument: `path` is the argument index of the pointer, `dirfd` that of the
@@ -97,8 +97,9 @@ pub enum Call {
     Chown(PathArg, usize),
     /// `fchown(fd, uid, gid)`: fd and uid argument indexes.
     Fchown(usize, usize),
-    /// `connect`/`bind`: sockaddr and length argument indexes.
-    UnixAddr(usize, usize),
+    /// `connect`/`bind`: sockaddr and length argument indexes, and whether a final symlink
+    /// is followed (`connect` yes, `bind` creates the socket).
+    UnixAddr(usize, usize, bool),
     /// `get*id`.
     GetId(IdKind),
     /// `getresuid` (`false`) / `getresgid` (`true`).

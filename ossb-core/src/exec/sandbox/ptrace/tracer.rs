@@ -220,7 +220,10 @@ impl Tracer {
                 _ => return sys::cont(tid, 0),
             }
         }
-        let t = self.tracees.get_mut(&tid).map(|t| std::mem::replace(&mut t.fresh, false));
+        let t = self
+            .tracees
+            .get_mut(&tid)
+            .map(|t| std::mem::replace(&mut t.fresh, false));
         if sig == libc::SIGSTOP && t == Some(true) {
             return sys::cont(tid, 0);
         }
