@@ -274,6 +274,16 @@ fn escapes(t: &T) -> R {
     // Processes that are not part of the step do not exist for it.
     let out = t.run(&root, "cat /proc/1/environ >/dev/null 2>&1 && echo seen || echo hidden; test -d /proc/$$ && echo mine")?;
     expect(&out, &["hidden", "mine"])?;
+    // Nor can it signal or read them by pid (the build process is this test's process).
+    let me = std::process::id();
+    let out = t.run(
+        &root,
+        &format!(
+            "kill -0 {me} 2>/dev/null && echo reachable || echo unreachable; \
+             kill -0 $$ && echo self; kill -9 -1; echo survived"
+        ),
+    )?;
+    expect(&out, &["unreachable", "self", "survived"])?;
     Ok(())
 }
 

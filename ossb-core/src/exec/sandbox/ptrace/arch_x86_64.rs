@@ -150,6 +150,13 @@ pub fn call(n: u64) -> Option<Call> {
         119 => Call::SetId(SetKind::ResGid),
         122 => Call::SetId(SetKind::FsUid),
         123 => Call::SetId(SetKind::FsGid),
+        // Calls naming another process: only the step's own processes exist for it.
+        62 => Call::Pid(0, true),         // kill(pid, sig)
+        200 | 129 => Call::Pid(0, false), // tkill(tid, sig), rt_sigqueueinfo(tgid, ...)
+        234 | 297 => Call::Pid(0, false), // tgkill(tgid, ...), rt_tgsigqueueinfo(tgid, ...)
+        310 | 311 => Call::Pid(0, false), // process_vm_readv/writev(pid, ...)
+        434 | 302 => Call::Pid(0, false), // pidfd_open(pid, ...), prlimit64(pid, ...)
+        101 => Call::Deny(libc::EPERM),   // ptrace: every process of the step is traced already
         // Calls that would reach the host's filesystem namespace: refused.
         // uselib acct swapon swapoff chroot mount umount2 pivot_root quotactl
         // name_to_handle_at open_by_handle_at fanotify_mark open_tree move_mount fsopen

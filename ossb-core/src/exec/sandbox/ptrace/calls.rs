@@ -285,6 +285,29 @@ impl Tracer {
                 let (u, g) = (regs.arg(uid) as u32, regs.arg(uid + 1) as u32);
                 self.chown(tid, regs, &host, None, true, u, g)
             }
+            Call::Pid(i, kill) => {
+                let pid = regs.arg(i) as i32;
+                if pid == 0 {
+                    return Ok(false);
+                }
+                if kill && pid == -1 {
+                    // "Every process I may signal": the step's, never the build's.
+                    let me = self.tgid(tid);
+                    let sig = regs.arg(1) as i32;
+                    let targets: Vec<i32> = self.tids.iter().copied().collect();
+                    for t in targets {
+                        if self.tgid(t) != me {
+                            sys::signal(t, sig);
+                        }
+                    }
+                    return self.skip(tid, regs, 0).map_err(|e| io_errno(&e));
+                }
+                if self.tids.contains(&pid.wrapping_abs()) {
+                    Ok(false)
+                } else {
+                    Err(libc::ESRCH)
+                }
+            }
             Call::UnixAddr(addr, len, follow) => {
                 self.unix_addr(tid, regs, addr, len, follow).map(|()| false)
             }

@@ -83,6 +83,8 @@ pub fn spawn(p: &Prepared) -> Result<i32, StartError> {
                 fail(2, b"ptrace(TRACEME)");
             }
             libc::raise(libc::SIGSTOP);
+            // Its own session and process group: `kill 0` in the step reaches only the step.
+            libc::setsid();
             libc::dup2(null.as_raw_fd(), 0);
             libc::dup2(2, 1);
             libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);

@@ -142,6 +142,12 @@ pub fn kill(pid: i32) {
     unsafe { libc::kill(pid, libc::SIGKILL) };
 }
 
+/// `kill(pid, sig)`.
+pub fn signal(pid: i32, sig: i32) {
+    // SAFETY: sending a signal has no memory effects.
+    unsafe { libc::kill(pid, sig) };
+}
+
 /// Reads `buf.len()` bytes at `addr` of `tid`; returns how many could be read.
 pub fn read_mem(tid: i32, addr: u64, buf: &mut [u8]) -> io::Result<usize> {
     let local = libc::iovec {

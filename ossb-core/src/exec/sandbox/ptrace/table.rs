@@ -110,6 +110,10 @@ pub enum Call {
     SetGroups,
     /// `set*id`.
     SetId(SetKind),
+    /// A call whose argument `.0` is a pid: allowed for the step's own processes (and 0),
+    /// `ESRCH` for any other; with `.1` (`kill`), `-pgid` names a group and `-1` means every
+    /// process of the step.
+    Pid(usize, bool),
     /// Refused with this errno.
     Deny(i32),
 }
