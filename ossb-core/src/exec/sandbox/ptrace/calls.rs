@@ -206,6 +206,10 @@ impl Tracer {
                     set(&regs)?;
                 }
                 let (a, follow, first) = &resolved[0];
+                if let (Post::Stat(buf, statx), true, Some(r)) = (post, self.emulate, first) {
+                    // Answered here: one stop instead of a second one at the call's exit.
+                    return self.stat_here(tid, regs, &r.host, *follow, buf, statx);
+                }
                 let pending = match post {
                     Post::Plain => None,
                     Post::Stat(buf, statx) if self.emulate => {
@@ -381,6 +385,46 @@ impl Tracer {
                 self.skip(tid, regs, ret).map_err(|e| io_errno(&e))
             }
         }
+    }
+
+    /// Runs a path stat call in the tracer (same uid, same host path) and writes the result
+    /// with the emulated owner into the tracee's buffer; the call itself is skipped.
+    fn stat_here(
+        &mut self,
+        tid: i32,
+        regs: Regs,
+        host: &[u8],
+        follow: bool,
+        buf: usize,
+        statx: bool,
+    ) -> Result<bool, Errno> {
+        let out = regs.arg(buf);
+        let (raw, offsets) = if statx {
+            // statx(dirfd, path, flags, mask, buf): keep the sync flags, drop AT_EMPTY_PATH.
+            let flags = (regs.arg(2) as i32 & !(AT_EMPTY_PATH as i32 | libc::AT_SYMLINK_NOFOLLOW))
+                | if follow { 0 } else { libc::AT_SYMLINK_NOFOLLOW };
+            let raw = sys::statx_raw(host, flags, regs.arg(3) as u32).map_err(|e| io_errno(&e))?;
+            let mask = u32::from_ne_bytes(raw[0..4].try_into().unwrap_or([0; 4]));
+            let has = mask & (STATX_UID | STATX_GID) == STATX_UID | STATX_GID;
+            (
+                raw,
+                has.then_some((STATX_MASK_UID_GID.1, STATX_MASK_UID_GID.2)),
+            )
+        } else {
+            let raw = sys::stat_raw(host, follow).map_err(|e| io_errno(&e))?;
+            (raw, Some(STAT_UID_GID))
+        };
+        let mut raw = raw;
+        if let Some((ou, og)) = offsets {
+            let word = |o: usize| u32::from_ne_bytes(raw[o..o + 4].try_into().unwrap_or([0; 4]));
+            let (hu, hg) = (word(ou), word(og));
+            let record = Owners::record(path(host), follow);
+            let (u, g) = self.owners.present((hu, hg), record.as_deref());
+            raw[ou..ou + 4].copy_from_slice(&u.to_ne_bytes());
+            raw[og..og + 4].copy_from_slice(&g.to_ne_bytes());
+        }
+        sys::write_mem(tid, out, &raw).map_err(|e| io_errno(&e))?;
+        self.skip(tid, regs, 0).map_err(|e| io_errno(&e))
     }
 
     fn set_pending(&mut self, tid: i32, p: Option<Pending>) -> bool {

@@ -227,3 +227,42 @@ pub fn read_u32(tid: i32, addr: u64) -> io::Result<u32> {
     }
     Ok(u32::from_ne_bytes(b))
 }
+
+/// `fstatat(AT_FDCWD, path)` as the raw `struct stat` bytes the kernel would copy out.
+pub fn stat_raw(path: &[u8], follow: bool) -> io::Result<Vec<u8>> {
+    let c = std::ffi::CString::new(path).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: struct stat is plain data.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    let flags = if follow { 0 } else { libc::AT_SYMLINK_NOFOLLOW };
+    // SAFETY: `c` is NUL-terminated and `st` is a valid out pointer.
+    if unsafe { libc::fstatat(libc::AT_FDCWD, c.as_ptr(), &mut st, flags) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: reading the initialised struct as bytes.
+    let bytes = unsafe {
+        std::slice::from_raw_parts(
+            (&st as *const libc::stat).cast::<u8>(),
+            std::mem::size_of::<libc::stat>(),
+        )
+    };
+    Ok(bytes.to_vec())
+}
+
+/// `statx(AT_FDCWD, path, flags, mask)` as the raw `struct statx` bytes.
+pub fn statx_raw(path: &[u8], flags: i32, mask: u32) -> io::Result<Vec<u8>> {
+    let c = std::ffi::CString::new(path).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: struct statx is plain data.
+    let mut st: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is NUL-terminated and `st` is a valid out pointer.
+    if unsafe { libc::statx(libc::AT_FDCWD, c.as_ptr(), flags, mask, &mut st) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: reading the initialised struct as bytes.
+    let bytes = unsafe {
+        std::slice::from_raw_parts(
+            (&st as *const libc::statx).cast::<u8>(),
+            std::mem::size_of::<libc::statx>(),
+        )
+    };
+    Ok(bytes.to_vec())
+}
