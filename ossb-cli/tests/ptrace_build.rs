@@ -72,6 +72,7 @@ fn a_busybox_build_runs_its_steps_in_the_ptrace_sandbox() {
              RUN cp /one /app/bin/copy && ln -s /app/data/v /app/link && rm /bin/vi\n\
              RUN chown -R 1000:1000 /app && chgrp 5 /app/data/v && chmod 0750 /app/bin\n\
              RUN stat -c %u:%g /app/data/v > /owners && id -u > /uid && cat ../../../etc/passwd | head -n 1 > /pw\n\
+             RUN if [ -e /proc/1/environ ]; then echo namespaces; else echo ptrace; fi > /sandbox\n\
              USER 1000\n\
              RUN id -u > /tmp/uid-as-user\n"
         ),
@@ -103,6 +104,12 @@ fn a_busybox_build_runs_its_steps_in_the_ptrace_sandbox() {
             )
         })
     };
+    // The host's PID 1 does not exist for a traced step (in a namespace the step is PID 1).
+    assert_eq!(
+        get("sandbox").3,
+        b"ptrace\n",
+        "the steps ran in the ptrace sandbox"
+    );
     assert_eq!(get("one").3, b"ONE\n");
     assert_eq!(get("app/bin/copy").3, b"ONE\n");
     assert_eq!(
