@@ -35,6 +35,10 @@ fn main() {
         ("escapes stay inside the rootfs", escapes),
         ("a #! script runs through the rootfs's interpreter", script),
         (
+            "unix sockets bind and connect beneath the rootfs",
+            unix_sockets,
+        ),
+        (
             "a dynamic program runs through the rootfs's loader",
             dynamic,
         ),
@@ -284,6 +288,27 @@ fn escapes(t: &T) -> R {
         ),
     )?;
     expect(&out, &["unreachable", "self", "survived"])?;
+    Ok(())
+}
+
+/// busybox syslogd binds `/dev/log` and logger connects to it: both paths are translated.
+fn unix_sockets(t: &T) -> R {
+    let root = t.rootfs("unix");
+    let out = t.run(
+        &root,
+        "busybox syslogd -n -O /tmp/log & sleep 0.5; busybox logger -t ossb hello-socket; \
+         sleep 0.5; grep -o hello-socket /tmp/log; test -S /dev/log && echo socket",
+    )?;
+    expect(&out, &["hello-socket", "socket"])?;
+    let md = std::fs::symlink_metadata(root.join("dev/log")).map_err(|e| e.to_string())?;
+    if !std::os::unix::fs::FileTypeExt::is_socket(&md.file_type()) {
+        return Err("the socket is not in the rootfs's /dev".into());
+    }
+    if Path::new("/tmp/log").exists()
+        && std::fs::read_to_string("/tmp/log").is_ok_and(|s| s.contains("hello-socket"))
+    {
+        return Err("the step wrote the host's /tmp/log".into());
+    }
     Ok(())
 }
 
