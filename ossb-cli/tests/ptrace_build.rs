@@ -146,3 +146,37 @@ fn a_busybox_build_runs_its_steps_in_the_ptrace_sandbox() {
     // The store and the host are untouched by the step's writes.
     assert!(!Path::new("/one").exists() && !Path::new("/owners").exists());
 }
+
+#[test]
+fn what_the_ptrace_sandbox_cannot_do_fails_with_a_clear_message() {
+    let env = Env::new();
+    let base = busybox_layout(&env);
+    let build = |dir: &str, sandbox: &str| {
+        env.cmd()
+            .env("OSSB_SANDBOX", sandbox)
+            .args([
+                "build",
+                "--progress",
+                "quiet",
+                env.path(dir).to_str().expect("utf8"),
+            ])
+            .output()
+            .expect("ossb runs")
+    };
+    env.write(
+        "net/Dockerfile",
+        &format!("FROM {base}\nRUN --network=none true\n"),
+    );
+    let out = build("net", "ptrace");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--network=none needs a network namespace"),
+        "{err}"
+    );
+    env.write("plain/Dockerfile", &format!("FROM {base}\nRUN true\n"));
+    let out = build("plain", "sideways");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{err}");
+    assert!(err.contains("OSSB_SANDBOX=\"sideways\""), "{err}");
+}
