@@ -73,6 +73,9 @@ fn a_busybox_build_runs_its_steps_in_the_ptrace_sandbox() {
              RUN chown -R 1000:1000 /app && chgrp 5 /app/data/v && chmod 0750 /app/bin\n\
              RUN stat -c %u:%g /app/data/v > /owners && id -u > /uid && cat ../../../etc/passwd | head -n 1 > /pw\n\
              RUN if [ -e /proc/1/environ ]; then echo namespaces; else echo ptrace; fi > /sandbox\n\
+             RUN --mount=type=cache,target=/var/cache/x echo cached > /var/cache/x/f\n\
+             RUN --mount=type=cache,target=/var/cache/x cat /var/cache/x/f > /from-cache\n\
+             RUN --mount=type=tmpfs,target=/scratch echo t > /scratch/t && cat /scratch/t > /from-tmpfs\n\
              USER 1000\n\
              RUN id -u > /tmp/uid-as-user\n"
         ),
@@ -111,6 +114,18 @@ fn a_busybox_build_runs_its_steps_in_the_ptrace_sandbox() {
         "the steps ran in the ptrace sandbox"
     );
     assert_eq!(get("one").3, b"ONE\n");
+    assert_eq!(
+        get("from-cache").3,
+        b"cached\n",
+        "a cache mount persists across steps"
+    );
+    assert_eq!(get("from-tmpfs").3, b"t\n");
+    for gone in ["var/cache/x/f", "var/cache/x", "scratch/t", "scratch"] {
+        assert!(
+            !files.contains_key(gone),
+            "{gone} is a mount: not in the layers"
+        );
+    }
     assert_eq!(get("app/bin/copy").3, b"ONE\n");
     assert_eq!(
         get("owners").3,
@@ -151,6 +166,7 @@ fn a_busybox_build_runs_its_steps_in_the_ptrace_sandbox() {
 fn what_the_ptrace_sandbox_cannot_do_fails_with_a_clear_message() {
     let env = Env::new();
     let base = busybox_layout(&env);
+    let secret = env.write("s.txt", "value");
     let build = |dir: &str, sandbox: &str| {
         env.cmd()
             .env("OSSB_SANDBOX", sandbox)
@@ -158,6 +174,8 @@ fn what_the_ptrace_sandbox_cannot_do_fails_with_a_clear_message() {
                 "build",
                 "--progress",
                 "quiet",
+                "--secret",
+                &format!("id=s,src={}", secret.display()),
                 env.path(dir).to_str().expect("utf8"),
             ])
             .output()
@@ -172,6 +190,17 @@ fn what_the_ptrace_sandbox_cannot_do_fails_with_a_clear_message() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
         err.contains("--network=none needs a network namespace"),
+        "{err}"
+    );
+    env.write(
+        "secret/Dockerfile",
+        &format!("FROM {base}\nRUN --mount=type=secret,id=s true\n"),
+    );
+    let out = build("secret", "ptrace");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("type=secret at /run/secrets/s is not supported by the ptrace sandbox"),
         "{err}"
     );
     env.write("plain/Dockerfile", &format!("FROM {base}\nRUN true\n"));

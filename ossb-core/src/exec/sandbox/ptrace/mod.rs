@@ -138,13 +138,6 @@ pub fn run_traced(
     }
     let run = &spec.run;
     super::validate(run)?;
-    if !run.mounts.is_empty() {
-        return Err(SandboxError::InvalidSpec(
-            "RUN --mount is not supported by the ptrace sandbox yet; use a sandbox with \
-             namespaces (see `ossb doctor`) or drop the mounts"
-                .into(),
-        ));
-    }
     if run.network == Network::None {
         return Err(SandboxError::InvalidSpec(
             "RUN --network=none needs a network namespace, which the ptrace sandbox cannot \
@@ -179,6 +172,7 @@ pub fn run_traced(
     for f in ["hosts", "resolv.conf", "hostname"] {
         binds.push((format!("/etc/{f}"), path_str(&etc.join(f))?));
     }
+    binds.extend(mount_binds(run, tmp.path())?);
     let euid = rustix::process::geteuid().as_raw();
     let cfg = TracedConfig {
         rootfs: path_str(&spec.rootfs)?,
@@ -205,6 +199,51 @@ pub fn run_traced(
         trapped: out.owner_calls.map_or(0, |(n, _)| n),
         duration: start.elapsed(),
     })
+}
+
+/// `RUN --mount`s the tracer can provide as bindings: writable binds (cache mounts) and
+/// tmpfs (a fresh dir of the step). Read-only binds (their sources are hard-linked copies a
+/// write would change) and secrets (they would have to touch a disk) need mounts.
+fn mount_binds(
+    run: &RunSpec,
+    tmp: &std::path::Path,
+) -> Result<Vec<(String, String)>, SandboxError> {
+    use super::ExtraMountKind;
+    let mut out = Vec::new();
+    for (i, m) in run.mounts.iter().enumerate() {
+        let unsupported = |what: &str| {
+            SandboxError::InvalidSpec(format!(
+                "RUN --mount {what} at {} is not supported by the ptrace sandbox (it needs a \
+                 mount namespace); use a sandbox with namespaces (see `ossb doctor`), or a \
+                 cache or tmpfs mount",
+                m.target
+            ))
+        };
+        match &m.kind {
+            ExtraMountKind::Bind {
+                source,
+                read_only: false,
+                init_owner,
+            } => {
+                if let Some(o) = init_owner {
+                    // A cache dir on first use: its mode (the owner stays the caller's).
+                    use std::os::unix::fs::PermissionsExt;
+                    std::fs::set_permissions(source, std::fs::Permissions::from_mode(o.mode))
+                        .map_err(|e| SandboxError::io("preparing a cache mount", e))?;
+                }
+                out.push((m.target.clone(), source.clone()));
+            }
+            ExtraMountKind::Bind { .. } => return Err(unsupported("type=bind (read-only)")),
+            ExtraMountKind::Tmpfs { .. } => {
+                let dir = tmp.join(format!("tmpfs-{i}"));
+                std::fs::create_dir(&dir)
+                    .map_err(|e| SandboxError::io("creating a tmpfs mount's dir", e))?;
+                out.push((m.target.clone(), path_str(&dir)?));
+            }
+            ExtraMountKind::File { .. } => return Err(unsupported("type=secret")),
+        }
+    }
+    Ok(out)
 }
 
 fn path_str(p: &std::path::Path) -> Result<String, SandboxError> {
