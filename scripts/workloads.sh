@@ -5,6 +5,7 @@
 # chroots); each workload is built as root and, with --as-user, again as that uid with no
 # capabilities and no subuid range, and with --pod in a simulated pod (target/debug/podsim
 # from ossb-testkit: restricted, unconfined or root-default), repeatable.
+# OSSB_SANDBOX (e.g. ptrace) is passed to the builds.
 #
 #   scripts/workloads.sh [--as-user UID] [--pod NAME]... [--ossb PATH] [WORKLOAD...]
 #   (default workloads: run-heavy multi-stage)
@@ -56,7 +57,7 @@ run_one() { # WORKLOAD LABEL [setpriv args...]
   mkdir -p "$home"; chmod 0777 "$home"
   local ref=$reg/bench/$w:$label
   echo "== $w as $label"
-  if ! (cd "$home" && "$@" env -i PATH="$PATH" HOME="$home" OSSB_ROOT="$home/store" \
+  if ! (cd "$home" && "$@" env -i PATH="$PATH" HOME="$home" OSSB_ROOT="$home/store" ${OSSB_SANDBOX:+OSSB_SANDBOX=$OSSB_SANDBOX} \
         "$ossb" build --progress plain -f "$bench/workloads/$w/Dockerfile" \
         --build-arg "BASE=$reg/base/busybox:latest" -t "$ref" --push "$ctx" >"$home/build.log" 2>&1); then
     echo "  FAIL build ($label); last lines:"; tail -15 "$home/build.log" | sed 's/^/    /'

@@ -250,17 +250,15 @@ impl FsIndex {
             self.remove_tree(&e.path);
         }
         for e in entries {
+            let mut captured = None;
             let kind = match &e.kind {
                 EntryKind::Whiteout | EntryKind::OpaqueDir => continue,
                 EntryKind::File { size, source } => {
                     if CAPTURED_FILES.contains(&e.path.as_str()) {
-                        let bytes = match source {
+                        captured = match source {
                             crate::image::entry::Source::Bytes(b) => Some(b.clone()),
                             crate::image::entry::Source::Path(p) => std::fs::read(p).ok(),
                         };
-                        if let Some(b) = bytes {
-                            self.captured.insert(e.path.clone(), Arc::new(b));
-                        }
                     }
                     NodeKind::File(*size)
                 }
@@ -281,6 +279,10 @@ impl FsIndex {
                     mtime: e.mtime,
                 },
             );
+            // After the insert, which drops what the replaced node had captured.
+            if let Some(b) = captured {
+                self.captured.insert(e.path.clone(), Arc::new(b));
+            }
         }
     }
 
@@ -394,6 +396,46 @@ mod tests {
             idx.captured("etc/passwd"),
             Some(&b"root:x:0:0::/root:/bin/sh\n"[..])
         );
+    }
+
+    #[test]
+    fn entries_of_a_run_step_update_the_captured_passwd() {
+        use crate::image::entry::{Entry, Source};
+        let mut idx = FsIndex::new();
+        idx.apply_tar(
+            &tar_of(&[
+                ("etc/", tar::EntryType::Directory, "", b""),
+                (
+                    "etc/passwd",
+                    tar::EntryType::Regular,
+                    "",
+                    b"root:x:0:0::/:/bin/sh\n",
+                ),
+            ])[..],
+        )
+        .expect("layer");
+        let entry = |path: &str, kind| Entry {
+            path: path.into(),
+            kind,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            mtime: 0,
+            mtime_nsec: 0,
+            xattrs: Default::default(),
+        };
+        let passwd = b"root:x:0:0::/:/bin/sh\napp:x:1000:1000::/:/bin/sh\n".to_vec();
+        idx.apply_entries(&[
+            entry("etc", EntryKind::Dir),
+            entry(
+                "etc/passwd",
+                EntryKind::File {
+                    size: passwd.len() as u64,
+                    source: Source::Bytes(passwd.clone()),
+                },
+            ),
+        ]);
+        assert_eq!(idx.captured("etc/passwd"), Some(&passwd[..]));
     }
 
     #[test]

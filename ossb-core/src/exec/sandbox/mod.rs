@@ -31,6 +31,7 @@ mod ownerattr;
 mod parent;
 mod protect;
 pub mod protocol;
+pub mod ptrace;
 mod ptrace_rung;
 mod rung;
 mod seccomp;
@@ -66,6 +67,9 @@ pub fn run_init_if_requested() {
     let mode = mode.to_string_lossy().into_owned();
     if mode == protocol::MODE_INIT {
         init::main();
+    }
+    if mode == ptrace::MODE_PTRACE {
+        ptrace::helper_main();
     }
     if let Some(probe) = mode.strip_prefix(protocol::MODE_PROBE_PREFIX) {
         crate::exec::doctor::probe_main(probe);
@@ -205,7 +209,15 @@ impl Sandbox {
         Sandbox {
             helper: options.helper,
             temp_dir: options.temp_dir.unwrap_or_else(std::env::temp_dir),
-            id_map: options.id_map.unwrap_or_else(IdMap::detect),
+            // Without namespaces (ptrace) files are made with the caller's own ids.
+            id_map: options.id_map.unwrap_or_else(|| {
+                let uid = rustix::process::geteuid().as_raw();
+                if options.rung == Rung::Ptrace && uid != 0 {
+                    IdMap::single(uid, rustix::process::getegid().as_raw())
+                } else {
+                    IdMap::detect()
+                }
+            }),
             emulate_owners: options.emulate_owners,
             rung: options.rung,
         }
@@ -235,7 +247,7 @@ impl Sandbox {
         let start = Instant::now();
         validate(spec)?;
         if self.rung == Rung::Ptrace {
-            return ptrace_rung::run(&self.helper, root, spec, cancel, on_line);
+            return ptrace_rung::run(&self.helper, &self.temp_dir, root, spec, cancel, on_line);
         }
         if !self.rung.mounts() && matches!(root, StepRoot::Overlay { .. }) {
             return Err(SandboxError::InvalidSpec(format!(
@@ -314,7 +326,15 @@ impl Sandbox {
             rung: self.rung,
         };
         let maps = self.rung.namespaces().then_some(&self.id_map);
-        let result = parent::run_step(&self.helper, maps, cfg, cancel, on_line);
+        let result = parent::run_step(
+            &self.helper,
+            protocol::MODE_INIT,
+            maps,
+            !self.rung.namespaces(),
+            &protocol::ToInit::Config(Box::new(cfg)),
+            cancel,
+            on_line,
+        );
         // After a failed setup the stage's rootfs is not used again (the scan snapshotter
         // cannot abort a step), so only a completed step needs its stubs removed.
         if let (StepRoot::Dir(dir), Ok(out)) = (root, &result) {

@@ -3,7 +3,7 @@
 use super::cancel::CancelToken;
 use super::error::SandboxError;
 use super::idmap::IdMap;
-use super::protocol::{self, FromInit, InitConfig, MARKER_ENV, MODE_INIT, ToInit};
+use super::protocol::{self, FromInit, MARKER_ENV, ToInit};
 use rustix::event::{PollFd, PollFlags};
 use std::collections::VecDeque;
 use std::io::Write;
@@ -31,11 +31,16 @@ pub(super) struct Outcome {
     pub owner_calls: Option<(u64, u64)>,
 }
 
-/// Runs one step through the helper binary.
-pub(super) fn run_step(
+/// Runs one step through the helper binary started in `mode`; `first` is the first message
+/// on its stdin (`ToInit::Config` for the namespace init). `idmap` is written when the helper
+/// unshared a user namespace; with `own_group` the step's first process leads its own process
+/// group (no PID namespace), which is killed with it.
+pub(super) fn run_step<T: serde::Serialize>(
     helper: &Path,
+    mode: &str,
     idmap: Option<&IdMap>,
-    cfg: InitConfig,
+    own_group: bool,
+    first: &T,
     cancel: &CancelToken,
     on_line: &mut dyn FnMut(&str),
 ) -> Result<Outcome, SandboxError> {
@@ -48,13 +53,12 @@ pub(super) fn run_step(
     };
     let mut child = Command::new(helper)
         .env_clear()
-        .env(MARKER_ENV, MODE_INIT)
+        .env(MARKER_ENV, mode)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| helper_err(format!("cannot start it: {e}")))?;
-    let own_group = !cfg.rung.namespaces();
     let mut guard = Guard {
         child: &mut child,
         step_pidfd: None,
@@ -74,8 +78,7 @@ pub(super) fn run_step(
         .take()
         .map(Into::into)
         .ok_or_else(|| helper_err("no stderr pipe".into()))?;
-    send(&mut stdin, &ToInit::Config(Box::new(cfg)))
-        .map_err(|e| helper_err(format!("sending the step: {e}")))?;
+    send(&mut stdin, first).map_err(|e| helper_err(format!("sending the step: {e}")))?;
 
     let mut out = Outcome::default();
     let mut setup_failed: Option<(String, String)> = None;
@@ -162,6 +165,8 @@ pub(super) fn run_step(
                         if own_group {
                             guard.step_group = rustix::process::Pid::from_raw(pid);
                         }
+                        // A helper without namespaces never reports `Unshared`.
+                        unshared = true;
                         guard.step_pidfd = rustix::process::Pid::from_raw(pid).and_then(|p| {
                             rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty())
                                 .ok()
@@ -206,7 +211,7 @@ pub(super) fn run_step(
     Ok(out)
 }
 
-fn send(stdin: &mut Option<ChildStdin>, msg: &ToInit) -> std::io::Result<()> {
+fn send<T: serde::Serialize>(stdin: &mut Option<ChildStdin>, msg: &T) -> std::io::Result<()> {
     match stdin {
         Some(s) => protocol::send(s, msg).and_then(|()| s.flush()),
         None => Err(std::io::Error::other("stdin closed")),
