@@ -388,3 +388,40 @@ fn bind_mounts_from_the_context_and_a_stage_are_read_only_and_not_in_layers() {
         "changed context\n"
     );
 }
+
+/// A store deep enough that the overlay's directory names pass the kernel's 256-byte cap on
+/// one mount option (as a deep `OSSB_WORKSPACE` in a pod makes them): RUN steps still run.
+#[test]
+fn run_steps_work_with_a_store_path_longer_than_a_mount_option() {
+    let env = Env::new();
+    let base = busybox_layout(&env);
+    let deep = env.path(&format!(
+        "{}/{}/{}",
+        "d".repeat(90),
+        "e".repeat(90),
+        "f".repeat(90)
+    ));
+    std::fs::create_dir_all(&deep).expect("deep dir");
+    env.write(
+        "deep-ctx/Dockerfile",
+        &format!("FROM {base}\nRUN echo made-in-a-deep-store > /f && cat /f\n"),
+    );
+    let out = env
+        .cmd()
+        .env("OSSB_ROOT", &deep)
+        .args([
+            "build",
+            "--progress",
+            "plain",
+            env.path("deep-ctx").to_str().expect("utf8"),
+        ])
+        .output()
+        .expect("ossb runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("made-in-a-deep-store"), "{text}");
+}

@@ -467,18 +467,39 @@ fn mount_root(cfg: &InitConfig) -> Result<(), Failure> {
             upper,
             work,
         } => {
+            // The kernel caps each fsconfig string at 256 bytes, which a deep store path
+            // overflows: name the dirs relative to their common parent, entered for the
+            // duration (overlay resolves the names against the working directory).
+            let mut all: Vec<&str> = lowers.iter().map(String::as_str).collect();
+            all.extend([upper.as_str(), work.as_str()]);
+            let base = common_parent(&all);
+            let rel = |p: &str| relative_to(p, &base);
             let lower = lowers
                 .iter()
-                .map(|l| l.replace('\\', "\\\\").replace(':', "\\:"))
+                .map(|l| rel(l).replace('\\', "\\\\").replace(':', "\\:"))
                 .collect::<Vec<_>>()
                 .join(":");
+            let back = rustix::fs::open(
+                ".",
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(at("opening the working directory"))?;
+            rustix::process::chdir(base.as_str())
+                .map_err(at(format!("entering {base} for the overlay options")))?;
             let fs = fsopen_ctx(
                 "overlay",
-                &[("lowerdir", &lower), ("upperdir", upper), ("workdir", work)],
+                &[
+                    ("lowerdir", &lower),
+                    ("upperdir", &rel(upper)),
+                    ("workdir", &rel(work)),
+                ],
                 // `volatile`: no sync of the upper dir at unmount (the upper is merged or
                 // dropped right after the step; a crash loses only an unfinished step).
                 &["userxattr", "volatile"],
-            )?;
+            );
+            rustix::process::fchdir(&back).map_err(at("returning to the working directory"))?;
+            let fs = fs?;
             let mnt =
                 rustix::mount::fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty())
                     .map_err(at("creating the overlay mount"))?;
@@ -495,6 +516,40 @@ fn mount_root(cfg: &InitConfig) -> Result<(), Failure> {
             rustix::mount::mount_bind_recursive(rootfs.as_str(), cfg.mountpoint.as_str())
                 .map_err(at("bind-mounting the rootfs"))
         }
+    }
+}
+
+/// The deepest directory that contains every one of `paths` (absolute paths; `/` at least).
+fn common_parent(paths: &[&str]) -> String {
+    let mut parts: Vec<&str> = match paths.first() {
+        Some(p) => p.split('/').filter(|c| !c.is_empty()).collect(),
+        None => return "/".into(),
+    };
+    // A path is never its own parent: the dir itself must stay nameable as a child.
+    parts.pop();
+    for p in &paths[1..] {
+        let other: Vec<&str> = p.split('/').filter(|c| !c.is_empty()).collect();
+        let keep = parts
+            .iter()
+            .zip(&other)
+            .take(other.len().saturating_sub(1))
+            .take_while(|(a, b)| a == b)
+            .count();
+        parts.truncate(keep);
+    }
+    format!("/{}", parts.join("/"))
+}
+
+/// `path` relative to its ancestor `base` (from [`common_parent`]).
+fn relative_to(path: &str, base: &str) -> String {
+    let rest = path
+        .strip_prefix(base)
+        .unwrap_or(path)
+        .trim_start_matches('/');
+    if rest.is_empty() {
+        ".".into()
+    } else {
+        rest.into()
     }
 }
 
@@ -671,4 +726,26 @@ fn exit(code: i32) -> ! {
     // SAFETY: _exit ends the process without running the forked copy of the init's atexit
     // handlers or flushing its stdio buffers a second time.
     unsafe { libc::_exit(code) }
+}
+
+#[cfg(test)]
+mod overlay_path_tests {
+    use super::{common_parent, relative_to};
+
+    #[test]
+    fn overlay_dirs_are_named_relative_to_their_common_parent() {
+        let dirs = [
+            "/a/store/tmp/x/lower",
+            "/a/store/tmp/x/upper",
+            "/a/store/tmp/x/work",
+        ];
+        let base = common_parent(&dirs);
+        assert_eq!(base, "/a/store/tmp/x");
+        assert_eq!(relative_to(dirs[0], &base), "lower");
+        assert_eq!(common_parent(&["/a/b/c", "/a/d"]), "/a");
+        assert_eq!(common_parent(&["/x/lower", "/y/upper"]), "/");
+        assert_eq!(relative_to("/x/lower", "/"), "x/lower");
+        // A dir that is another's parent is still named from above itself.
+        assert_eq!(common_parent(&["/a/b", "/a/b/c"]), "/a");
+    }
 }
