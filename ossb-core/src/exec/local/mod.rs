@@ -408,15 +408,18 @@ impl LocalBackend {
             None => Store::open_default()?,
         };
         let _lock = store.lock(false)?;
-        let scratch = tempfile::Builder::new()
-            .prefix("build-")
-            .tempdir_in(store.root().join("tmp"))
-            .map_err(|e| {
-                Error::new(
-                    ExitCode::Resource,
-                    format!("cannot create a temp dir in the store: {e}"),
-                )
-            })?;
+        // Removed with many deletions in flight (see `exec::remove`).
+        let scratch = crate::exec::remove::TreeDir::new(
+            tempfile::Builder::new()
+                .prefix("build-")
+                .tempdir_in(store.root().join("tmp"))
+                .map_err(|e| {
+                    Error::new(
+                        ExitCode::Resource,
+                        format!("cannot create a temp dir in the store: {e}"),
+                    )
+                })?,
+        );
         // Any RUN in the file (a stage that is skipped later only costs an unneeded probe).
         let has_run = ast
             .children
@@ -511,6 +514,15 @@ impl LocalBackend {
         let mut final_state = done
             .remove(&graph.target)
             .ok_or_else(|| Error::new(ExitCode::General, "the target stage was not built"))?;
+        // No step reads the stages' filesystems any more: remove them while the image is
+        // written and delivered (removal mostly waits on the disk). Joined before `scratch`,
+        // which holds them, is removed.
+        let rootfs: Vec<_> = done
+            .values_mut()
+            .chain(std::iter::once(&mut final_state))
+            .filter_map(|s| s.rootfs.take())
+            .collect();
+        let _removing = JoinOnDrop(Some(std::thread::spawn(move || drop(rootfs))));
         ctx.stat_cache.save();
         // The image is as new as its newest layer (an unchanged rebuild is the same image).
         let created = final_state
@@ -553,6 +565,17 @@ impl LocalBackend {
         }
         stats.fill(&ctx, &mut outcome);
         Ok(outcome)
+    }
+}
+
+/// Joins a background thread when dropped (also on an early return).
+struct JoinOnDrop(Option<std::thread::JoinHandle<()>>);
+
+impl Drop for JoinOnDrop {
+    fn drop(&mut self) {
+        if let Some(handle) = self.0.take() {
+            let _ = handle.join();
+        }
     }
 }
 

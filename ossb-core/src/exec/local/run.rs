@@ -36,7 +36,7 @@ pub fn ensure_rootfs(
         .collect();
     let dir = ctx.materialize(&layers)?;
     let path = dir.path().to_path_buf();
-    state.rootfs = Some(Arc::new(dir));
+    state.rootfs = Some(Arc::new(crate::exec::remove::TreeDir::new(dir)));
     tracing::debug!(component = "exec", snapshotter = ?ctx.snapshotter, "stage filesystem unpacked for RUN steps");
     Ok(path)
 }

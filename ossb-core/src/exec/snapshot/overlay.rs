@@ -76,10 +76,13 @@ impl Snapshotter for OverlaySnapshotter {
 
     fn commit(&mut self) -> Result<(), SnapshotError> {
         let upper = self.upper()?;
-        merge::merge_upper(&upper, &self.lower)?;
-        if let Some(dir) = self.step.take() {
-            merge::remove_tree(dir.path())?;
-        }
+        let Some(dir) = self.step.take() else {
+            return Err(SnapshotError::State("no prepared step"));
+        };
+        // What the merge replaces lands in the step dir, removed with it in one pass.
+        let merged = merge::merge_upper(&upper, &self.lower, &dir.path().join("trash"));
+        merge::remove_tree(dir.path())?;
+        merged?;
         Ok(())
     }
 
