@@ -239,6 +239,8 @@ pub fn execute(
     };
 
     let sandbox = ctx.sandbox()?;
+    // Where a step's wall time goes (logged at debug level; docs/benchmarks.md).
+    let mut phases = Phases::start();
     let mut snap = snapshot::open(
         ctx.snapshotter,
         lower.clone(),
@@ -264,6 +266,7 @@ pub fn execute(
             line: line.to_string(),
         });
     };
+    phases.lap("prepare");
     let report = match sandbox.run(&root, &spec, &ctx.cancel, &mut on_line) {
         Ok(r) => r,
         Err(e) => {
@@ -271,6 +274,7 @@ pub fn execute(
             return Err(sandbox_error(e, &argv));
         }
     };
+    phases.lap("run");
     // Release cache locks and private copies now that the step is over.
     drop(prepared);
     for w in &report.warnings {
@@ -298,13 +302,17 @@ pub fn execute(
             .event(&ProgressEvent::Warning { message: w.clone() });
     }
     state.index.apply_entries(&diff.entries);
+    phases.lap("diff");
     let info = write_layer(ctx.store, diff.entries, &ctx.layer_opts)?;
+    phases.lap("layer");
     snap.commit().map_err(|e| {
         Error::new(
             ExitCode::Build,
             format!("cannot apply the RUN step's changes: {e}"),
         )
     })?;
+    phases.lap("commit");
+    tracing::debug!(component = "exec", stage = id.stage, step = id.step, phases = %phases, "RUN step phases (ms)");
     ctx.stats
         .bytes_written
         .fetch_add(info.size, std::sync::atomic::Ordering::Relaxed);
@@ -317,6 +325,38 @@ pub fn execute(
         bytes: info.uncompressed_size,
         cache_hit: false,
     })
+}
+
+/// Wall time of a RUN step's phases, for the debug log.
+struct Phases {
+    last: std::time::Instant,
+    laps: Vec<(&'static str, u128)>,
+}
+
+impl Phases {
+    fn start() -> Self {
+        Phases {
+            last: std::time::Instant::now(),
+            laps: Vec::new(),
+        }
+    }
+
+    fn lap(&mut self, name: &'static str) {
+        let now = std::time::Instant::now();
+        self.laps
+            .push((name, now.duration_since(self.last).as_millis()));
+        self.last = now;
+    }
+}
+
+impl std::fmt::Display for Phases {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (name, ms)) in self.laps.iter().enumerate() {
+            let sep = if i == 0 { "" } else { " " };
+            write!(f, "{sep}{name}={ms}")?;
+        }
+        Ok(())
+    }
 }
 
 fn sandbox_error(e: SandboxError, argv: &[String]) -> Error {
