@@ -790,6 +790,9 @@ fn build_stage(
         duration: took,
         bytes: 0,
     });
+    // A RUN step's layer still being written (see `run::PendingLayer`); declared after
+    // `state`, so an early return waits for it before the stage's filesystem goes.
+    let mut pending: Option<run::PendingLayer> = None;
     for (n, step) in stage.instructions.iter().enumerate() {
         if ctx.cancel.is_cancelled() {
             return Err(Error::new(ExitCode::Cancelled, "the build was cancelled"));
@@ -805,12 +808,13 @@ fn build_stage(
             operation: step.instruction.keyword().to_uppercase(),
             description: step.text(),
         });
-        let result = steps::execute(ctx, &mut state, step, &id, done).map_err(|e| {
-            Error::new(
-                e.exit_code(),
-                format!("stage {} line {}: {}", stage.display_name, step.line, e),
-            )
-        })?;
+        let result =
+            steps::execute(ctx, &mut state, step, &id, done, &mut pending).map_err(|e| {
+                Error::new(
+                    e.exit_code(),
+                    format!("stage {} line {}: {}", stage.display_name, step.line, e),
+                )
+            })?;
         counters.operations.fetch_add(1, Ordering::Relaxed);
         if result.cache_hit {
             counters.cache_hits.fetch_add(1, Ordering::Relaxed);
@@ -823,6 +827,10 @@ fn build_stage(
             duration: took,
             bytes: result.bytes,
         });
+    }
+    if let Some(last) = pending.take() {
+        last.finish(ctx, &mut state)
+            .map_err(|e| Error::new(e.exit_code(), format!("stage {}: {e}", stage.display_name)))?;
     }
     progress.event(&ProgressEvent::StageFinished {
         platform: plat,

@@ -2,7 +2,7 @@
 //! snapshot, and turn the snapshot's diff into a layer.
 
 use super::BuildCtx;
-use super::cache::{KeyBuilder, Record};
+use super::cache::{CacheKey, KeyBuilder, Record};
 use super::mounts;
 use super::state::StageState;
 use super::steps::StepResult;
@@ -10,7 +10,7 @@ use crate::error::{Error, ExitCode};
 use crate::exec::sandbox::{Network, RunSpec, SandboxError};
 use crate::exec::snapshot;
 use crate::exec::{Root, resolve_user};
-use crate::image::layer::write_layer;
+use crate::image::layer::{LayerInfo, tar_len, write_layer};
 use crate::plan::Step;
 use crate::plan::instructions::{Network as PlanNetwork, Run};
 use crate::progress::{ProgressEvent, StepId};
@@ -145,6 +145,7 @@ pub fn execute(
     id: &StepId,
     done: &BTreeMap<usize, StageState>,
     mut key: KeyBuilder,
+    pending: &mut Option<PendingLayer>,
 ) -> Result<StepResult, Error> {
     let cfg = state.builder.config().config.clone();
     let argv = argv(state, run);
@@ -159,6 +160,9 @@ pub fn execute(
     mounts::add_to_key(ctx, step, run, done, &mut key)?;
     let key = key.finish();
     if let Some(record) = ctx.lookup(state, &key) {
+        if let Some(previous) = pending.take() {
+            previous.finish(ctx, state)?;
+        }
         if state.rootfs.is_none() && (!state.deferred.is_empty() || !ctx.store.has(&record.digest))
         {
             // Nothing reads this stage's files yet: put the layer off, so a chain of
@@ -303,28 +307,99 @@ pub fn execute(
     }
     state.index.apply_entries(&diff.entries);
     phases.lap("diff");
-    let info = write_layer(ctx.store, diff.entries, &ctx.layer_opts)?;
-    phases.lap("layer");
-    snap.commit().map_err(|e| {
+    // The previous step's layer is read from the lower dir, which the commit changes.
+    if let Some(previous) = pending.take() {
+        previous.finish(ctx, state)?;
+    }
+    phases.lap("wait");
+    let mut entries = diff.entries;
+    let bytes = tar_len(&entries, ctx.layer_opts.source_date_epoch)?;
+    let leftover = snap.commit_detached(&mut entries).map_err(|e| {
         Error::new(
             ExitCode::Build,
             format!("cannot apply the RUN step's changes: {e}"),
         )
     })?;
     phases.lap("commit");
+    // The layer is tarred and compressed from the lower dir while the next step runs in its
+    // own upper dir (the first thing that changes the lower dir or reads the stage's layers
+    // waits for it); the step's scratch goes with it.
+    let layer = PendingLayer::spawn(ctx, key.clone(), created_by(step, &argv), entries, leftover);
+    if snap.pipelined() {
+        *pending = Some(layer);
+    } else {
+        layer.finish(ctx, state)?;
+    }
     tracing::debug!(component = "exec", stage = id.stage, step = id.step, phases = %phases, "RUN step phases (ms)");
-    ctx.stats
-        .bytes_written
-        .fetch_add(info.size, std::sync::atomic::Ordering::Relaxed);
-    let record = Record::of(&info, &ctx.created);
-    ctx.cache.put(&key, &record);
-    state.add_layer(&info, &ctx.created, created_by(step, &argv));
-    ctx.remember(state, &key, &record);
     state.key = key;
     Ok(StepResult {
-        bytes: info.uncompressed_size,
+        bytes,
         cache_hit: false,
     })
+}
+
+/// A RUN step's layer being written on another thread.
+pub struct PendingLayer {
+    handle: Option<std::thread::JoinHandle<Result<LayerInfo, Error>>>,
+    key: CacheKey,
+    created_by: String,
+}
+
+impl PendingLayer {
+    fn spawn(
+        ctx: &BuildCtx<'_>,
+        key: CacheKey,
+        created_by: String,
+        entries: Vec<crate::image::entry::Entry>,
+        leftover: Option<crate::exec::remove::TreeDir>,
+    ) -> Self {
+        let store = ctx.store.clone();
+        let opts = ctx.layer_opts.clone();
+        let handle = std::thread::spawn(move || {
+            // Removing the step's scratch waits on the disk, compressing on the CPU.
+            let removing = std::thread::spawn(move || drop(leftover));
+            let info = write_layer(&store, entries, &opts).map_err(Error::from);
+            let _ = removing.join();
+            info
+        });
+        PendingLayer {
+            handle: Some(handle),
+            key,
+            created_by,
+        }
+    }
+
+    /// Waits for the layer and adds it to the stage: history, cache record, `--cache-to`
+    /// chain, counters.
+    pub fn finish(mut self, ctx: &BuildCtx<'_>, state: &mut StageState) -> Result<(), Error> {
+        let info = match self.handle.take().map(|h| h.join()) {
+            Some(Ok(result)) => result?,
+            _ => {
+                return Err(Error::new(
+                    ExitCode::General,
+                    "the layer writer thread panicked",
+                ));
+            }
+        };
+        ctx.stats
+            .bytes_written
+            .fetch_add(info.size, std::sync::atomic::Ordering::Relaxed);
+        let record = Record::of(&info, &ctx.created);
+        ctx.cache.put(&self.key, &record);
+        state.add_layer(&info, &ctx.created, std::mem::take(&mut self.created_by));
+        ctx.remember(state, &self.key, &record);
+        Ok(())
+    }
+}
+
+impl Drop for PendingLayer {
+    /// A build that fails before the layer is added still waits for the thread, which reads
+    /// the stage's filesystem.
+    fn drop(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.join();
+        }
+    }
 }
 
 /// Wall time of a RUN step's phases, for the debug log.
