@@ -373,7 +373,13 @@ impl PendingLayer {
     /// chain, counters.
     pub fn finish(mut self, ctx: &BuildCtx<'_>, state: &mut StageState) -> Result<(), Error> {
         let info = match self.handle.take().map(|h| h.join()) {
-            Some(Ok(result)) => result?,
+            // Named, since the error surfaces during a later step.
+            Some(Ok(result)) => result.map_err(|e| {
+                Error::new(
+                    e.exit_code(),
+                    format!("writing the layer of {}: {e}", self.created_by),
+                )
+            })?,
             _ => {
                 return Err(Error::new(
                     ExitCode::General,
