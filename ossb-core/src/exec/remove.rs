@@ -83,7 +83,7 @@ pub fn remove_trees(paths: &[PathBuf]) -> Result<(), RemoveError> {
     }
     in_parallel(&files, |p| std::fs::remove_file(p))?;
     // Deepest first; one depth at a time, so every directory is empty when it goes.
-    dirs.sort_by(|a, b| b.0.cmp(&a.0));
+    dirs.sort_by_key(|d| std::cmp::Reverse(d.0));
     for group in dirs.chunk_by(|a, b| a.0 == b.0) {
         let paths: Vec<PathBuf> = group.iter().map(|(_, p)| p.clone()).collect();
         in_parallel(&paths, |p| std::fs::remove_dir(p))?;
@@ -245,8 +245,11 @@ mod tests {
             std::fs::set_permissions(t.path().join(d), std::fs::Permissions::from_mode(0o500))
                 .expect("chmod");
         }
-        std::fs::set_permissions(t.path().join("a/empty"), std::fs::Permissions::from_mode(0))
-            .expect("chmod");
+        std::fs::set_permissions(
+            t.path().join("a/empty"),
+            std::fs::Permissions::from_mode(0o000),
+        )
+        .expect("chmod");
         remove_tree(&a).expect("removed");
         assert!(!a.exists());
     }

@@ -136,7 +136,10 @@ fn created_by(step: &Step, argv: &[String]) -> String {
     out
 }
 
-/// Execute a RUN step.
+/// Execute a RUN step. `pending` is the previous RUN's layer still being written; it is
+/// finished (added to the stage) before this step changes the stage's filesystem or layers,
+/// and this step's own layer may be left there in turn.
+#[allow(clippy::too_many_arguments)]
 pub fn execute(
     ctx: &BuildCtx<'_>,
     state: &mut StageState,
