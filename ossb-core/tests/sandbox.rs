@@ -8,7 +8,7 @@ use ossb_core::exec::sandbox::{
     SandboxOptions, SecretBytes, StepRoot,
 };
 use ossb_core::exec::snapshot::{self, SnapshotterChoice, SnapshotterKind};
-use ossb_core::image::entry::{Entry, EntryKind};
+use ossb_core::image::entry::{Entry, EntryKind, Source};
 use std::os::unix::fs::{MetadataExt, symlink};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -425,7 +425,25 @@ fn snapshot_scenario(t: &T, kind: SnapshotterKind) -> R {
     {
         return Err("overlay xattrs leaked into entries".into());
     }
-    snap.commit().map_err(|e| e.to_string())?;
+    // The build commits this way and tars the layer afterwards, from where the files are now.
+    let mut entries = diff.entries.clone();
+    let leftover = snap
+        .commit_detached(&mut entries)
+        .map_err(|e| e.to_string())?;
+    for e in &entries {
+        if let EntryKind::File {
+            source: Source::Path(p),
+            size,
+        } = &e.kind
+        {
+            let len = std::fs::metadata(p).map_err(|err| format!("{}: {err}", p.display()))?;
+            expect_eq(len.len(), *size).map_err(|err| format!("{}: {err}", e.path))?;
+            if snap.pipelined() && !p.starts_with(&root) {
+                return Err(format!("{} still points into the step's scratch", e.path));
+            }
+        }
+    }
+    drop(leftover);
     let want_tree = vec![
         "data/".to_string(),
         "data/append \"12345678\\n\" nlink=1".into(),

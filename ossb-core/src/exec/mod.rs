@@ -1,8 +1,9 @@
 //! The executor: filesystem operations that never let a path escape ([`fsroot`]), layer
 //! unpacking ([`unpack`]), build-context scanning ([`context`]), the COPY/ADD semantics that
 //! turn sources into layer entries ([`copy`]), the image filesystem index ([`fsindex`]), the
-//! RUN sandbox ([`sandbox`]) and snapshotters ([`snapshot`]), environment probes
-//! ([`doctor`]), registry transfers ([`transfer`]) and the local build driver ([`local`]).
+//! RUN sandbox ([`sandbox`]) and snapshotters ([`snapshot`]), fast tree removal ([`remove`]),
+//! environment probes ([`doctor`]), registry transfers ([`transfer`]) and the local build
+//! driver ([`local`]).
 
 pub mod archive_src;
 pub mod binfmt;
@@ -18,6 +19,7 @@ pub mod fsroot;
 pub mod glob;
 pub mod local;
 pub mod passwd;
+pub mod remove;
 pub mod sandbox;
 pub mod snapshot;
 pub mod tarpath;

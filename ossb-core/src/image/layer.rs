@@ -122,16 +122,36 @@ pub fn write_tar<W: Write>(
     sort_entries(&mut entries)?;
     let mut buf = vec![0u8; 128 * 1024];
     for mut entry in entries {
-        if let Some(epoch) = source_date_epoch
-            && (entry.mtime > epoch || (entry.mtime == epoch && entry.mtime_nsec > 0))
-        {
-            entry.mtime = epoch;
-            entry.mtime_nsec = 0;
-        }
+        clamp_mtime(&mut entry, source_date_epoch);
         write_entry(&entry, out, &mut buf)?;
     }
     out.write_all(&[0u8; 1024]).map_err(stream)?;
     Ok(())
+}
+
+/// The length of the tar [`write_tar`] writes for `entries`, without reading any file: the
+/// headers are encoded, file contents counted by their sizes.
+pub fn tar_len(entries: &[Entry], source_date_epoch: Option<i64>) -> Result<u64> {
+    let mut entries = entries.to_vec();
+    sort_entries(&mut entries)?;
+    let mut len = 1024;
+    for mut entry in entries {
+        clamp_mtime(&mut entry, source_date_epoch);
+        len += header::encode(&entry, &order::tar_name(&entry))?.len() as u64;
+        if let EntryKind::File { size, .. } = entry.kind {
+            len += size.div_ceil(512) * 512;
+        }
+    }
+    Ok(len)
+}
+
+fn clamp_mtime(entry: &mut Entry, source_date_epoch: Option<i64>) {
+    if let Some(epoch) = source_date_epoch
+        && (entry.mtime > epoch || (entry.mtime == epoch && entry.mtime_nsec > 0))
+    {
+        entry.mtime = epoch;
+        entry.mtime_nsec = 0;
+    }
 }
 
 fn stream(e: io::Error) -> ImageError {
@@ -278,5 +298,29 @@ mod tests {
             "mtime clamped to SOURCE_DATE_EPOCH"
         );
         assert_eq!(seen[1].3.as_deref(), Some("3000000"));
+    }
+
+    #[test]
+    fn tar_len_is_the_written_length() {
+        let long = format!("{}/f", "d".repeat(150));
+        let entries = vec![
+            file(&long, 3_000_000, 2_000_000_000),
+            file("a", 1, 10),
+            Entry {
+                path: "d".into(),
+                kind: EntryKind::Dir,
+                mode: 0o755,
+                uid: 0,
+                gid: 0,
+                mtime: 5,
+                mtime_nsec: 0,
+                xattrs: Default::default(),
+            },
+        ];
+        for epoch in [None, Some(1_000_000_000)] {
+            let mut out = Vec::new();
+            assert!(write_tar(entries.clone(), &mut out, epoch).is_ok());
+            assert_eq!(tar_len(&entries, epoch).ok(), Some(out.len() as u64));
+        }
     }
 }

@@ -471,15 +471,18 @@ impl LocalBackend {
             None => Store::open_default()?,
         };
         let _lock = store.lock(false)?;
-        let scratch = tempfile::Builder::new()
-            .prefix("build-")
-            .tempdir_in(store.root().join("tmp"))
-            .map_err(|e| {
-                Error::new(
-                    ExitCode::Resource,
-                    format!("cannot create a temp dir in the store: {e}"),
-                )
-            })?;
+        // Removed with many deletions in flight (see `exec::remove`).
+        let scratch = crate::exec::remove::TreeDir::new(
+            tempfile::Builder::new()
+                .prefix("build-")
+                .tempdir_in(store.root().join("tmp"))
+                .map_err(|e| {
+                    Error::new(
+                        ExitCode::Resource,
+                        format!("cannot create a temp dir in the store: {e}"),
+                    )
+                })?,
+        );
         // Any RUN in the file (a stage that is skipped later only costs an unneeded probe).
         let has_run = ast
             .children
@@ -710,6 +713,19 @@ struct PlatformImage {
     image: BuiltImage,
     /// The cache records of the image's layers, for `--cache-to mode=min`.
     chain: Vec<(cache::CacheKey, cache::Record)>,
+    /// The removal of the platform's stage filesystems, running while the image is delivered.
+    _removing: JoinOnDrop,
+}
+
+/// Joins a background thread when dropped (also on an early return).
+struct JoinOnDrop(Option<std::thread::JoinHandle<()>>);
+
+impl Drop for JoinOnDrop {
+    fn drop(&mut self) {
+        if let Some(handle) = self.0.take() {
+            let _ = handle.join();
+        }
+    }
 }
 
 /// Build one platform's stages and write its image (config and manifest) into the store.
@@ -723,6 +739,15 @@ fn build_platform(
     let mut final_state = done
         .remove(&graph.target)
         .ok_or_else(|| Error::new(ExitCode::General, "the target stage was not built"))?;
+    // No step reads the stages' filesystems any more: remove them while the image is written
+    // and delivered (removal mostly waits on the disk). Joined before the build's scratch
+    // dir, which holds them, is removed.
+    let rootfs: Vec<_> = done
+        .values_mut()
+        .chain(std::iter::once(&mut final_state))
+        .filter_map(|s| s.rootfs.take())
+        .collect();
+    let removing = JoinOnDrop(Some(std::thread::spawn(move || drop(rootfs))));
     ctx.stat_cache.save();
     // The image is as new as its newest layer (an unchanged rebuild is the same image).
     let created = final_state
@@ -747,6 +772,7 @@ fn build_platform(
         platform,
         image,
         chain: final_state.chain,
+        _removing: removing,
     })
 }
 
@@ -1059,6 +1085,9 @@ fn build_stage(
         duration: took,
         bytes: 0,
     });
+    // A RUN step's layer still being written (see `run::PendingLayer`); declared after
+    // `state`, so an early return waits for it before the stage's filesystem goes.
+    let mut pending: Option<run::PendingLayer> = None;
     for (n, step) in stage.instructions.iter().enumerate() {
         if ctx.cancel.is_cancelled() {
             return Err(Error::new(ExitCode::Cancelled, "the build was cancelled"));
@@ -1074,7 +1103,7 @@ fn build_stage(
             operation: step.instruction.keyword().to_uppercase(),
             description: step.text(),
         });
-        let result = steps::execute(ctx, &mut state, step, &id, done).map_err(|e| {
+        let result = steps::execute(ctx, &mut state, step, &id, done, &mut pending).map_err(|e| {
             Error::new(
                 e.exit_code(),
                 format!("stage {} line {}: {}", stage.display_name, step.line, e),
@@ -1092,6 +1121,10 @@ fn build_stage(
             duration: took,
             bytes: result.bytes,
         });
+    }
+    if let Some(last) = pending.take() {
+        last.finish(ctx, &mut state)
+            .map_err(|e| Error::new(e.exit_code(), format!("stage {}: {e}", stage.display_name)))?;
     }
     progress.event(&ProgressEvent::StageFinished {
         platform: plat,

@@ -2,7 +2,7 @@
 //! snapshot, and turn the snapshot's diff into a layer.
 
 use super::BuildCtx;
-use super::cache::{KeyBuilder, Record};
+use super::cache::{CacheKey, KeyBuilder, Record};
 use super::mounts;
 use super::state::StageState;
 use super::steps::StepResult;
@@ -12,7 +12,7 @@ use crate::exec::binfmt;
 use crate::exec::sandbox::{Network, RunSpec, SandboxError};
 use crate::exec::snapshot;
 use crate::exec::{Root, resolve_user};
-use crate::image::layer::write_layer;
+use crate::image::layer::{LayerInfo, tar_len, write_layer};
 use crate::plan::Step;
 use crate::plan::instructions::{Network as PlanNetwork, Run};
 use crate::progress::{ProgressEvent, StepId};
@@ -38,7 +38,7 @@ pub fn ensure_rootfs(
         .collect();
     let dir = ctx.materialize(&layers)?;
     let path = dir.path().to_path_buf();
-    state.rootfs = Some(Arc::new(dir));
+    state.rootfs = Some(Arc::new(crate::exec::remove::TreeDir::new(dir)));
     tracing::debug!(
         component = "exec",
         "stage filesystem unpacked for RUN steps"
@@ -141,7 +141,10 @@ fn created_by(step: &Step, argv: &[String]) -> String {
     out
 }
 
-/// Execute a RUN step.
+/// Execute a RUN step. `pending` is the previous RUN's layer still being written; it is
+/// finished (added to the stage) before this step changes the stage's filesystem or layers,
+/// and this step's own layer may be left there in turn.
+#[allow(clippy::too_many_arguments)]
 pub fn execute(
     ctx: &BuildCtx<'_>,
     state: &mut StageState,
@@ -150,6 +153,7 @@ pub fn execute(
     id: &StepId,
     done: &BTreeMap<usize, StageState>,
     mut key: KeyBuilder,
+    pending: &mut Option<PendingLayer>,
 ) -> Result<StepResult, Error> {
     let cfg = state.builder.config().config.clone();
     let argv = argv(state, run);
@@ -167,6 +171,9 @@ pub fn execute(
     // Another platform running the same step right now: wait for it, then take its record.
     let _claim = ctx.in_flight.claim(&key);
     if let Some(record) = ctx.lookup(state, &key) {
+        if let Some(previous) = pending.take() {
+            previous.finish(ctx, state)?;
+        }
         if state.rootfs.is_none() && (!state.deferred.is_empty() || !ctx.store.has(&record.digest))
         {
             // Nothing reads this stage's files yet: put the layer off, so a chain of
@@ -248,6 +255,8 @@ pub fn execute(
 
     check_emulator(state, &lower)?;
     let sandbox = ctx.sandbox()?;
+    // Where a step's wall time goes (logged at debug level; docs/benchmarks.md).
+    let mut phases = Phases::start();
     let mut snap = snapshot::open(
         ctx.snapshotter(sandbox.rung()),
         lower.clone(),
@@ -273,6 +282,7 @@ pub fn execute(
             line: line.to_string(),
         });
     };
+    phases.lap("prepare");
     let report = match sandbox.run(&root, &spec, &ctx.cancel, &mut on_line) {
         Ok(r) => r,
         Err(e) => {
@@ -280,6 +290,7 @@ pub fn execute(
             return Err(sandbox_error(e, &argv));
         }
     };
+    phases.lap("run");
     // Release cache locks and private copies now that the step is over.
     drop(prepared);
     for w in &report.warnings {
@@ -307,23 +318,34 @@ pub fn execute(
             .event(&ProgressEvent::Warning { message: w.clone() });
     }
     state.index.apply_entries(&diff.entries);
-    let info = write_layer(ctx.store, diff.entries, &ctx.layer_opts)?;
-    snap.commit().map_err(|e| {
+    phases.lap("diff");
+    // The previous step's layer is read from the lower dir, which the commit changes.
+    if let Some(previous) = pending.take() {
+        previous.finish(ctx, state)?;
+    }
+    phases.lap("wait");
+    let mut entries = diff.entries;
+    let bytes = tar_len(&entries, ctx.layer_opts.source_date_epoch)?;
+    let leftover = snap.commit_detached(&mut entries).map_err(|e| {
         Error::new(
             ExitCode::Build,
             format!("cannot apply the RUN step's changes: {e}"),
         )
     })?;
-    ctx.stats
-        .bytes_written
-        .fetch_add(info.size, std::sync::atomic::Ordering::Relaxed);
-    let record = Record::of(&info, &ctx.created);
-    ctx.cache.put(&key, &record);
-    state.add_layer(&info, &ctx.created, created_by(step, &argv));
-    ctx.remember(state, &key, &record);
+    phases.lap("commit");
+    // The layer is tarred and compressed from the lower dir while the next step runs in its
+    // own upper dir (the first thing that changes the lower dir or reads the stage's layers
+    // waits for it); the step's scratch goes with it.
+    let layer = PendingLayer::spawn(ctx, key.clone(), created_by(step, &argv), entries, leftover);
+    if snap.pipelined() {
+        *pending = Some(layer);
+    } else {
+        layer.finish(ctx, state)?;
+    }
+    tracing::debug!(component = "exec", stage = id.stage, step = id.step, phases = %phases, "RUN step phases (ms)");
     state.key = key;
     Ok(StepResult {
-        bytes: info.uncompressed_size,
+        bytes,
         cache_hit: false,
     })
 }
@@ -350,6 +372,108 @@ fn check_emulator(state: &StageState, rootfs: &std::path::Path) -> Result<(), Er
     match binfmt::emulation_for(&host, &platform.normalize(), dir)? {
         binfmt::Emulation::Native => Ok(()),
         binfmt::Emulation::Handler(h) => binfmt::check_interpreter_in_root(&h, &platform, rootfs),
+    }
+}
+
+/// A RUN step's layer being written on another thread.
+pub struct PendingLayer {
+    handle: Option<std::thread::JoinHandle<Result<LayerInfo, Error>>>,
+    key: CacheKey,
+    created_by: String,
+}
+
+impl PendingLayer {
+    fn spawn(
+        ctx: &BuildCtx<'_>,
+        key: CacheKey,
+        created_by: String,
+        entries: Vec<crate::image::entry::Entry>,
+        leftover: Option<crate::exec::remove::TreeDir>,
+    ) -> Self {
+        let store = ctx.store.clone();
+        let opts = ctx.layer_opts.clone();
+        let handle = std::thread::spawn(move || {
+            // Removing the step's scratch waits on the disk, compressing on the CPU.
+            let removing = std::thread::spawn(move || drop(leftover));
+            let info = write_layer(&store, entries, &opts).map_err(Error::from);
+            let _ = removing.join();
+            info
+        });
+        PendingLayer {
+            handle: Some(handle),
+            key,
+            created_by,
+        }
+    }
+
+    /// Waits for the layer and adds it to the stage: history, cache record, `--cache-to`
+    /// chain, counters.
+    pub fn finish(mut self, ctx: &BuildCtx<'_>, state: &mut StageState) -> Result<(), Error> {
+        let info = match self.handle.take().map(|h| h.join()) {
+            // Named, since the error surfaces during a later step.
+            Some(Ok(result)) => result.map_err(|e| {
+                Error::new(
+                    e.exit_code(),
+                    format!("writing the layer of {}: {e}", self.created_by),
+                )
+            })?,
+            _ => {
+                return Err(Error::new(
+                    ExitCode::General,
+                    "the layer writer thread panicked",
+                ));
+            }
+        };
+        ctx.stats
+            .bytes_written
+            .fetch_add(info.size, std::sync::atomic::Ordering::Relaxed);
+        let record = Record::of(&info, &ctx.created);
+        ctx.cache.put(&self.key, &record);
+        state.add_layer(&info, &ctx.created, std::mem::take(&mut self.created_by));
+        ctx.remember(state, &self.key, &record);
+        Ok(())
+    }
+}
+
+impl Drop for PendingLayer {
+    /// A build that fails before the layer is added still waits for the thread, which reads
+    /// the stage's filesystem.
+    fn drop(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// Wall time of a RUN step's phases, for the debug log.
+struct Phases {
+    last: std::time::Instant,
+    laps: Vec<(&'static str, u128)>,
+}
+
+impl Phases {
+    fn start() -> Self {
+        Phases {
+            last: std::time::Instant::now(),
+            laps: Vec::new(),
+        }
+    }
+
+    fn lap(&mut self, name: &'static str) {
+        let now = std::time::Instant::now();
+        self.laps
+            .push((name, now.duration_since(self.last).as_millis()));
+        self.last = now;
+    }
+}
+
+impl std::fmt::Display for Phases {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (name, ms)) in self.laps.iter().enumerate() {
+            let sep = if i == 0 { "" } else { " " };
+            write!(f, "{sep}{name}={ms}")?;
+        }
+        Ok(())
     }
 }
 

@@ -20,7 +20,8 @@ pub struct StageState {
     pub cmd_set: bool,
     /// The stage's filesystem on disk, made on the first `RUN` and kept in step afterwards.
     /// Not shared: a stage started from this one unpacks its own copy.
-    pub rootfs: Option<Arc<tempfile::TempDir>>,
+    /// Removed in parallel when the last clone drops it.
+    pub rootfs: Option<Arc<crate::exec::remove::TreeDir>>,
     /// The cache key of everything so far (base and steps).
     pub key: String,
     /// `created` of the newest layer: metadata-only steps take it, so an unchanged rebuild

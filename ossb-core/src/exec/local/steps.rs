@@ -559,7 +559,15 @@ pub fn execute(
     step: &Step,
     id: &crate::progress::StepId,
     done: &BTreeMap<usize, StageState>,
+    pending: &mut Option<super::run::PendingLayer>,
 ) -> Result<StepResult, Error> {
+    // Only a RUN step goes on while the previous RUN's layer is being written; every other
+    // step reads or adds to the stage's layers or filesystem.
+    if !matches!(step.instruction, Instruction::Run(_))
+        && let Some(previous) = pending.take()
+    {
+        previous.finish(ctx, state)?;
+    }
     // Steps that read the filesystem index need the layers of earlier RUN hits applied.
     if matches!(
         step.instruction,
@@ -578,7 +586,7 @@ pub fn execute(
         state.key = key.finish();
         key = KeyBuilder::new(&state.key);
     }
-    execute_step(ctx, state, step, id, done, key)
+    execute_step(ctx, state, step, id, done, key, pending)
 }
 
 /// The inputs every step's key has: the parent key, the instruction with its expanded
@@ -602,6 +610,7 @@ fn execute_step(
     id: &crate::progress::StepId,
     done: &BTreeMap<usize, StageState>,
     key: KeyBuilder,
+    pending: &mut Option<super::run::PendingLayer>,
 ) -> Result<StepResult, Error> {
     let text = step.text();
     let meta = |state: &mut StageState| state.add_meta_history(&ctx.created, text.clone());
@@ -757,7 +766,7 @@ fn execute_step(
             };
             copy_like(ctx, state, step, opts, done, key)
         }
-        Instruction::Run(run) => super::run::execute(ctx, state, step, run, id, done, key),
+        Instruction::Run(run) => super::run::execute(ctx, state, step, run, id, done, key, pending),
     }
 }
 

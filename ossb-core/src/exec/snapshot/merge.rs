@@ -1,6 +1,11 @@
 //! Folding an overlay upper dir into the lower dir: renames for new and changed paths,
 //! whiteouts delete, opaque dirs replace. Runs after the step's processes are gone, on dirs
 //! only this process touches; symlinks are never followed (every level is `lstat`ed).
+//!
+//! What the merge deletes or replaces is first renamed into a trash dir (same filesystem, one
+//! `rename` each) and removed afterwards with the whole trash in one parallel pass
+//! ([`crate::exec::remove`]): on a disk that waits for a discard per freed file, deleting
+//! in place one path at a time was most of a RUN step's own cost.
 
 use super::meta::{fmt, merge_private, read_xattrs, sorted_names};
 use super::overlay::{is_opaque, is_whiteout};
@@ -16,35 +21,67 @@ fn errno(p: &Path) -> impl FnOnce(rustix::io::Errno) -> SnapshotError + '_ {
     move |e| io_err(p)(e.into())
 }
 
-/// Merges `upper` into `lower` (both dirs).
-pub(crate) fn merge_upper(upper: &Path, lower: &Path) -> Result<(), SnapshotError> {
-    merge_dir(upper, lower)?;
+/// Merges `upper` into `lower` (both dirs). Replaced and deleted lower paths are moved into
+/// `trash` (created on first use, same filesystem as `lower`); the caller removes it.
+pub(crate) fn merge_upper(upper: &Path, lower: &Path, trash: &Path) -> Result<(), SnapshotError> {
+    let mut trash = Trash {
+        dir: trash,
+        made: false,
+        next: 0,
+    };
+    merge_dir(upper, lower, &mut trash)?;
     if let Some(st) = lstat(upper) {
         apply_dir_meta(upper, &st, lower)?;
     }
     Ok(())
 }
 
-fn merge_dir(upper: &Path, lower: &Path) -> Result<(), SnapshotError> {
+/// Where the merge puts what it deletes.
+struct Trash<'a> {
+    dir: &'a Path,
+    made: bool,
+    next: u64,
+}
+
+impl Trash<'_> {
+    /// Moves `path` into the trash; removes it in place when it cannot be moved (an
+    /// unprivileged user cannot move a directory it may not write into another parent).
+    fn discard(&mut self, path: &Path) -> Result<(), SnapshotError> {
+        if !self.made {
+            std::fs::create_dir_all(self.dir).map_err(io_err(self.dir))?;
+            self.made = true;
+        }
+        let dest = self.dir.join(self.next.to_string());
+        self.next += 1;
+        if std::fs::rename(path, &dest).is_ok() {
+            return Ok(());
+        }
+        remove_any(path)
+    }
+}
+
+fn merge_dir(upper: &Path, lower: &Path, trash: &mut Trash<'_>) -> Result<(), SnapshotError> {
     let restore = make_writable(lower)?;
     for name in sorted_names(upper)? {
         let u = upper.join(&name);
         let l = lower.join(&name);
         let st = rustix::fs::lstat(&u).map_err(errno(&u))?;
+        let lower_st = lstat(&l);
         if is_whiteout(&u, &st) {
-            if lstat(&l).is_some() {
-                remove_any(&l)?;
+            if lower_st.is_some() {
+                trash.discard(&l)?;
             }
             continue;
         }
-        let lower_is_dir = lstat(&l).is_some_and(|s| fmt(&s) == libc::S_IFDIR);
+        let lower_is_dir = lower_st.is_some_and(|s| fmt(&s) == libc::S_IFDIR);
         if fmt(&st) == libc::S_IFDIR && lower_is_dir && !is_opaque(&u) {
-            merge_dir(&u, &l)?;
+            merge_dir(&u, &l, trash)?;
             apply_dir_meta(&u, &st, &l)?;
             continue;
         }
-        if lstat(&l).is_some_and(|s| fmt(&s) == libc::S_IFDIR) {
-            remove_any(&l)?;
+        // A replaced file is moved away too: renaming over it would free its blocks here.
+        if lower_st.is_some() {
+            trash.discard(&l)?;
         }
         std::fs::rename(&u, &l).map_err(io_err(&l))?;
         clean_tree(&l)?;
@@ -171,12 +208,13 @@ fn remove_any(path: &Path) -> Result<(), SnapshotError> {
 }
 
 /// Removes a directory tree, making read-only dirs (such as overlay's `work/work`, mode 0)
-/// writable first; never follows symlinks.
+/// writable first; never follows symlinks. Many deletions are in flight at once
+/// ([`crate::exec::remove`]); a failure there is retried one entry at a time.
 pub(crate) fn remove_tree(path: &Path) -> Result<(), SnapshotError> {
     if lstat(path).is_none() {
         return Ok(());
     }
-    if std::fs::remove_dir_all(path).is_ok() {
+    if crate::exec::remove::remove_tree(path).is_ok() {
         return Ok(());
     }
     fn fix(p: &Path) {

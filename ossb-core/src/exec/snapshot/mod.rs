@@ -19,7 +19,9 @@ pub use meta::Diff;
 pub use overlay::{OverlaySnapshotter, diff_upper};
 pub use scan::ScanSnapshotter;
 
+use crate::exec::remove::TreeDir;
 use crate::exec::sandbox::{IdMap, StepRoot};
+use crate::image::entry::Entry;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -94,6 +96,21 @@ pub trait Snapshotter: Send {
     fn diff(&mut self) -> Result<Diff, SnapshotError>;
     /// Folds the step's changes into the lower dir.
     fn commit(&mut self) -> Result<(), SnapshotError>;
+    /// [`commit`](Snapshotter::commit), then points the file sources of `entries` (from the
+    /// last [`diff`](Snapshotter::diff)) at where the files are now, and hands back the step's
+    /// leftover scratch for the caller to remove when it likes. After this, the sources stay
+    /// valid while the next step runs only if the snapshotter is
+    /// [`pipelined`](Snapshotter::pipelined).
+    fn commit_detached(&mut self, entries: &mut [Entry]) -> Result<Option<TreeDir>, SnapshotError> {
+        let _ = entries;
+        self.commit()?;
+        Ok(None)
+    }
+    /// Whether the next step leaves the lower dir alone until its own commit (it writes into
+    /// an upper dir), so a layer can be read from the lower dir while that step runs.
+    fn pipelined(&self) -> bool {
+        false
+    }
     /// Forgets the step's changes.
     fn abort(&mut self) -> Result<(), SnapshotError>;
 }

@@ -2,8 +2,9 @@
 
 use super::meta::{Diff, entry_for, fmt, get_xattr, join, marker, sorted_names};
 use super::{SnapshotError, Snapshotter, SnapshotterKind, io_err, merge};
+use crate::exec::remove::TreeDir;
 use crate::exec::sandbox::{IdMap, StepRoot};
-use crate::image::entry::EntryKind;
+use crate::image::entry::{Entry, EntryKind, Source};
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -76,11 +77,39 @@ impl Snapshotter for OverlaySnapshotter {
 
     fn commit(&mut self) -> Result<(), SnapshotError> {
         let upper = self.upper()?;
-        merge::merge_upper(&upper, &self.lower)?;
-        if let Some(dir) = self.step.take() {
-            merge::remove_tree(dir.path())?;
-        }
+        let Some(dir) = self.step.take() else {
+            return Err(SnapshotError::State("no prepared step"));
+        };
+        // What the merge replaces lands in the step dir, removed with it in one pass.
+        let merged = merge::merge_upper(&upper, &self.lower, &dir.path().join("trash"));
+        merge::remove_tree(dir.path())?;
+        merged?;
         Ok(())
+    }
+
+    fn commit_detached(&mut self, entries: &mut [Entry]) -> Result<Option<TreeDir>, SnapshotError> {
+        let upper = self.upper()?;
+        let Some(dir) = self.step.take() else {
+            return Err(SnapshotError::State("no prepared step"));
+        };
+        let dir = TreeDir::new(dir);
+        merge::merge_upper(&upper, &self.lower, &dir.path().join("trash"))?;
+        // Every file moved from `upper/<rel>` to `lower/<rel>` (renames keep the inode).
+        for entry in entries.iter_mut() {
+            if let EntryKind::File {
+                source: Source::Path(path),
+                ..
+            } = &mut entry.kind
+                && let Ok(rel) = path.strip_prefix(&upper)
+            {
+                *path = self.lower.join(rel);
+            }
+        }
+        Ok(Some(dir))
+    }
+
+    fn pipelined(&self) -> bool {
+        true
     }
 
     fn abort(&mut self) -> Result<(), SnapshotError> {
