@@ -1103,12 +1103,13 @@ fn build_stage(
             operation: step.instruction.keyword().to_uppercase(),
             description: step.text(),
         });
-        let result = steps::execute(ctx, &mut state, step, &id, done, &mut pending).map_err(|e| {
-            Error::new(
-                e.exit_code(),
-                format!("stage {} line {}: {}", stage.display_name, step.line, e),
-            )
-        })?;
+        let result =
+            steps::execute(ctx, &mut state, step, &id, done, &mut pending).map_err(|e| {
+                Error::new(
+                    e.exit_code(),
+                    format!("stage {} line {}: {}", stage.display_name, step.line, e),
+                )
+            })?;
         counters.operations.fetch_add(1, Ordering::Relaxed);
         if result.cache_hit {
             counters.cache_hits.fetch_add(1, Ordering::Relaxed);

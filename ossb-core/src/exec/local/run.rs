@@ -145,15 +145,15 @@ fn created_by(step: &Step, argv: &[String]) -> String {
 /// finished (added to the stage) before this step changes the stage's filesystem or layers,
 /// and this step's own layer may be left there in turn.
 #[allow(clippy::too_many_arguments)]
-pub fn execute(
-    ctx: &BuildCtx<'_>,
+pub fn execute<'a>(
+    ctx: &BuildCtx<'a>,
     state: &mut StageState,
     step: &Step,
     run: &Run,
     id: &StepId,
     done: &BTreeMap<usize, StageState>,
     mut key: KeyBuilder,
-    pending: &mut Option<PendingLayer>,
+    pending: &mut Option<PendingLayer<'a>>,
 ) -> Result<StepResult, Error> {
     let cfg = state.builder.config().config.clone();
     let argv = argv(state, run);
@@ -169,7 +169,7 @@ pub fn execute(
     mounts::add_to_key(ctx, step, run, done, &mut key)?;
     let key = key.finish();
     // Another platform running the same step right now: wait for it, then take its record.
-    let _claim = ctx.in_flight.claim(&key);
+    let claim = ctx.in_flight.claim(&key);
     if let Some(record) = ctx.lookup(state, &key) {
         if let Some(previous) = pending.take() {
             previous.finish(ctx, state)?;
@@ -336,7 +336,16 @@ pub fn execute(
     // The layer is tarred and compressed from the lower dir while the next step runs in its
     // own upper dir (the first thing that changes the lower dir or reads the stage's layers
     // waits for it); the step's scratch goes with it.
-    let layer = PendingLayer::spawn(ctx, key.clone(), created_by(step, &argv), entries, leftover);
+    // The claim is held until the record is in the cache, so an equal step elsewhere waits
+    // for the layer instead of running again.
+    let layer = PendingLayer::spawn(
+        ctx,
+        key.clone(),
+        created_by(step, &argv),
+        entries,
+        leftover,
+        claim,
+    );
     if snap.pipelined() {
         *pending = Some(layer);
     } else {
@@ -376,19 +385,22 @@ fn check_emulator(state: &StageState, rootfs: &std::path::Path) -> Result<(), Er
 }
 
 /// A RUN step's layer being written on another thread.
-pub struct PendingLayer {
+pub struct PendingLayer<'a> {
     handle: Option<std::thread::JoinHandle<Result<LayerInfo, Error>>>,
     key: CacheKey,
     created_by: String,
+    /// The step's in-flight claim, released once its record is in the cache.
+    claim: Option<super::cache::Claim<'a>>,
 }
 
-impl PendingLayer {
+impl<'a> PendingLayer<'a> {
     fn spawn(
-        ctx: &BuildCtx<'_>,
+        ctx: &BuildCtx<'a>,
         key: CacheKey,
         created_by: String,
         entries: Vec<crate::image::entry::Entry>,
         leftover: Option<crate::exec::remove::TreeDir>,
+        claim: super::cache::Claim<'a>,
     ) -> Self {
         let store = ctx.store.clone();
         let opts = ctx.layer_opts.clone();
@@ -403,6 +415,7 @@ impl PendingLayer {
             handle: Some(handle),
             key,
             created_by,
+            claim: Some(claim),
         }
     }
 
@@ -431,11 +444,12 @@ impl PendingLayer {
         ctx.cache.put(&self.key, &record);
         state.add_layer(&info, &ctx.created, std::mem::take(&mut self.created_by));
         ctx.remember(state, &self.key, &record);
+        drop(self.claim.take());
         Ok(())
     }
 }
 
-impl Drop for PendingLayer {
+impl Drop for PendingLayer<'_> {
     /// A build that fails before the layer is added still waits for the thread, which reads
     /// the stage's filesystem.
     fn drop(&mut self) {

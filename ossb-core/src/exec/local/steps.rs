@@ -553,13 +553,13 @@ fn check_add_sources(add: &Add) -> Result<(), Error> {
 }
 
 /// Execute one step.
-pub fn execute(
-    ctx: &BuildCtx<'_>,
+pub fn execute<'a>(
+    ctx: &BuildCtx<'a>,
     state: &mut StageState,
     step: &Step,
     id: &crate::progress::StepId,
     done: &BTreeMap<usize, StageState>,
-    pending: &mut Option<super::run::PendingLayer>,
+    pending: &mut Option<super::run::PendingLayer<'a>>,
 ) -> Result<StepResult, Error> {
     // Only a RUN step goes on while the previous RUN's layer is being written; every other
     // step reads or adds to the stage's layers or filesystem.
@@ -603,14 +603,14 @@ fn step_key(ctx: &BuildCtx<'_>, state: &StageState, step: &Step) -> KeyBuilder {
     k
 }
 
-fn execute_step(
-    ctx: &BuildCtx<'_>,
+fn execute_step<'a>(
+    ctx: &BuildCtx<'a>,
     state: &mut StageState,
     step: &Step,
     id: &crate::progress::StepId,
     done: &BTreeMap<usize, StageState>,
     key: KeyBuilder,
-    pending: &mut Option<super::run::PendingLayer>,
+    pending: &mut Option<super::run::PendingLayer<'a>>,
 ) -> Result<StepResult, Error> {
     let text = step.text();
     let meta = |state: &mut StageState| state.add_meta_history(&ctx.created, text.clone());
