@@ -433,6 +433,8 @@ fn runtime_default_rules(caps: u64) -> Vec<(libc::c_long, Rule)> {
             libc::SYS_kcmp,
             libc::SYS_pidfd_getfd,
             libc::SYS_process_madvise,
+            libc::SYS_process_vm_readv,
+            libc::SYS_process_vm_writev,
         ],
         has(cap::SYS_PTRACE),
     );

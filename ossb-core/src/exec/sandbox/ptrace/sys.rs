@@ -148,8 +148,101 @@ pub fn signal(pid: i32, sig: i32) {
     unsafe { libc::kill(pid, sig) };
 }
 
+/// Set once `process_vm_readv`/`process_vm_writev` are refused (container runtimes' default
+/// seccomp profiles allow them only with `CAP_SYS_PTRACE`, but allow `ptrace` itself): from
+/// then on memory is moved a word at a time with `PTRACE_PEEKDATA`/`PTRACE_POKEDATA`.
+static VM_CALLS_REFUSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn vm_calls_refused() -> bool {
+    VM_CALLS_REFUSED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Whether `e` means the `process_vm_*` calls are not allowed here (so fall back).
+fn refuses_vm_calls(e: &io::Error) -> bool {
+    let refused = matches!(e.raw_os_error(), Some(libc::EPERM | libc::ENOSYS));
+    if refused {
+        VM_CALLS_REFUSED.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+    refused
+}
+
+const WORD: usize = std::mem::size_of::<libc::c_long>();
+
+/// `PTRACE_PEEKDATA` of the word at `addr` (which need not be aligned).
+fn peek(tid: i32, addr: u64) -> io::Result<[u8; WORD]> {
+    // SAFETY: PEEKDATA returns the word in the tracee; errno tells an error from a word that
+    // happens to be -1, so it is cleared first.
+    unsafe {
+        *libc::__errno_location() = 0;
+        let v = libc::ptrace(
+            libc::PTRACE_PEEKDATA,
+            tid,
+            addr as *mut libc::c_void,
+            std::ptr::null_mut::<libc::c_void>(),
+        );
+        if v == -1 && *libc::__errno_location() != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(v.to_ne_bytes())
+    }
+}
+
+/// `PTRACE_POKEDATA` of a whole word at `addr`.
+fn poke(tid: i32, addr: u64, word: [u8; WORD]) -> io::Result<()> {
+    // SAFETY: POKEDATA writes one word in the tracee's address space only.
+    let r = unsafe {
+        libc::ptrace(
+            libc::PTRACE_POKEDATA,
+            tid,
+            addr as *mut libc::c_void,
+            libc::c_long::from_ne_bytes(word) as *mut libc::c_void,
+        )
+    };
+    if r == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// [`read_mem`] a word at a time; stops at the first unreadable word.
+fn read_mem_words(tid: i32, addr: u64, buf: &mut [u8]) -> io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        let at = addr + done as u64;
+        let word = match peek(tid, at) {
+            Ok(w) => w,
+            Err(e) if done > 0 => {
+                let _ = e;
+                break;
+            }
+            Err(e) => return Err(e),
+        };
+        let n = WORD.min(buf.len() - done);
+        buf[done..done + n].copy_from_slice(&word[..n]);
+        done += n;
+    }
+    Ok(done)
+}
+
+/// [`write_mem`] a word at a time (the last partial word is read, merged and written back).
+fn write_mem_words(tid: i32, addr: u64, data: &[u8]) -> io::Result<()> {
+    let mut done = 0;
+    while done < data.len() {
+        let at = addr + done as u64;
+        let n = WORD.min(data.len() - done);
+        let mut word = if n < WORD { peek(tid, at)? } else { [0; WORD] };
+        word[..n].copy_from_slice(&data[done..done + n]);
+        poke(tid, at, word)?;
+        done += n;
+    }
+    Ok(())
+}
+
 /// Reads `buf.len()` bytes at `addr` of `tid`; returns how many could be read.
 pub fn read_mem(tid: i32, addr: u64, buf: &mut [u8]) -> io::Result<usize> {
+    if vm_calls_refused() {
+        return read_mem_words(tid, addr, buf);
+    }
     let local = libc::iovec {
         iov_base: buf.as_mut_ptr() as *mut libc::c_void,
         iov_len: buf.len(),
@@ -162,13 +255,20 @@ pub fn read_mem(tid: i32, addr: u64, buf: &mut [u8]) -> io::Result<usize> {
     // interpreted in the tracee's address space.
     let n = unsafe { libc::process_vm_readv(tid, &local, 1, &remote, 1, 0) };
     if n < 0 {
-        return Err(io::Error::last_os_error());
+        let e = io::Error::last_os_error();
+        if refuses_vm_calls(&e) {
+            return read_mem_words(tid, addr, buf);
+        }
+        return Err(e);
     }
     Ok(n as usize)
 }
 
 /// Writes `data` at `addr` of `tid`.
 pub fn write_mem(tid: i32, addr: u64, data: &[u8]) -> io::Result<()> {
+    if vm_calls_refused() {
+        return write_mem_words(tid, addr, data);
+    }
     let local = libc::iovec {
         iov_base: data.as_ptr() as *mut libc::c_void,
         iov_len: data.len(),
@@ -180,7 +280,11 @@ pub fn write_mem(tid: i32, addr: u64, data: &[u8]) -> io::Result<()> {
     // SAFETY: `local` describes `data`, readable for its length.
     let n = unsafe { libc::process_vm_writev(tid, &local, 1, &remote, 1, 0) };
     if n < 0 {
-        return Err(io::Error::last_os_error());
+        let e = io::Error::last_os_error();
+        if refuses_vm_calls(&e) {
+            return write_mem_words(tid, addr, data);
+        }
+        return Err(e);
     }
     if n as usize != data.len() {
         return Err(io::Error::from_raw_os_error(libc::EFAULT));
