@@ -5,8 +5,8 @@
 //! the image by its content and stop if the registry has it ([`content_tag`]); find the cluster
 //! ([`client`]); check every permission it needs ([`preflight`]); create the ConfigMaps, the
 //! Secret with the build secrets and the Job ([`spec`]); watch the Job and its pod with the
-//! watch API while streaming the pod's log back into local progress events ([`watch`],
-//! [`events`]); and delete what it created ([`run`]), also when cancelled.
+//! watch API while streaming the pod's log back into local progress events (`watch`,
+//! [`events`]); and delete what it created (`run`), also when cancelled.
 //!
 //! ```no_run
 //! use ossb_core::backend::{BuildBackend, BuildRequest, Output};

@@ -4,12 +4,12 @@
 //! [`MODE_PTRACE`]; the helper is the tracer. It forks the step, which asks to be traced,
 //! installs a seccomp filter that sends only path-taking and identity calls to the tracer
 //! (`SECCOMP_RET_TRACE`) and executes the command. For each trapped call the tracer resolves
-//! the path arguments beneath the rootfs ([`resolve`]), writes the host paths below the
+//! the path arguments beneath the rootfs (`resolve`), writes the host paths below the
 //! tracee's stack and points the arguments there; `getcwd`, `readlink` of `/proc` magic links
 //! and (when not root) the stat family are fixed up at the call's exit. The identity calls
 //! report the step's user (root by default); as a non-root caller `chown` is recorded in the
 //! `user.rootlesscontainers` xattr and stat reports it. `execve` runs the rootfs's ELF
-//! loader and `#!` interpreters ([`exec`]). See `docs/ptrace-sandbox.md`.
+//! loader and `#!` interpreters (`exec`). See `docs/ptrace-sandbox.md`.
 //!
 //! Only x86_64 has a syscall table so far; elsewhere [`run_traced`] fails with a clear error.
 
