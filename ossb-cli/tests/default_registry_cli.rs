@@ -11,34 +11,15 @@ mod common;
 use std::fs;
 use std::process::{Command, Output};
 
-use common::{Env, tool};
+use common::{Env, output_text as text, tool};
 use ossb_testkit::Registry;
 
 /// `ossb` with no credential sources and no inherited registry settings.
 fn ossb(env: &Env, args: &[&str]) -> Output {
-    let none = env.path("no-such-dir");
-    env.cmd()
-        .env("DOCKER_CONFIG", &none)
-        .env("HOME", env.path("home"))
-        .env("XDG_RUNTIME_DIR", &none)
-        .env("XDG_CONFIG_HOME", &none)
-        .env("OSSB_REGISTRY_SECRET_DIR", &none)
-        .env("OSSB_REGISTRY_AUTH_DIR", &none)
-        .env_remove("REGISTRY_AUTH_FILE")
-        .env_remove("OSSB_REGISTRY_CONFIG")
-        .env_remove("OSSB_DEFAULT_REGISTRY")
-        .env_remove("OSSB_TLS_CA")
+    env.without_credentials()
         .args(args)
         .output()
         .expect("ossb runs")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn ok(env: &Env, args: &[&str]) -> String {

@@ -11,7 +11,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{Env, tool};
+use common::{Env, output_text as text, tool};
 use ossb_testkit::Registry;
 
 const USER: &str = "ci";
@@ -28,29 +28,10 @@ fn start() -> Option<Registry> {
 
 /// `ossb` with only the credentials of `registry_config` (none when it has none).
 fn ossb(env: &Env, args: &[&str]) -> Output {
-    let none = env.path("no-such-dir");
-    env.cmd()
-        .env("DOCKER_CONFIG", &none)
-        .env("HOME", env.path("home"))
-        .env("XDG_RUNTIME_DIR", &none)
-        .env("XDG_CONFIG_HOME", &none)
-        .env("OSSB_REGISTRY_SECRET_DIR", &none)
-        .env("OSSB_REGISTRY_AUTH_DIR", &none)
-        .env_remove("REGISTRY_AUTH_FILE")
-        .env_remove("OSSB_REGISTRY_CONFIG")
-        .env_remove("OSSB_DEFAULT_REGISTRY")
-        .env_remove("OSSB_TLS_CA")
+    env.without_credentials()
         .args(args)
         .output()
         .expect("ossb runs")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// A registry configuration with the test user's credentials for `host` and no CA.

@@ -9,7 +9,7 @@ mod common;
 use std::path::Path;
 use std::process::Output;
 
-use common::Env;
+use common::{Env, output_text as text};
 use ossb_testkit::{Registry, TokenAuth, TokenServer};
 
 const USER: &str = "ci-bot";
@@ -63,14 +63,6 @@ fn ossb(env: &Env, docker_config: &str, args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("ossb runs")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn base64(s: &str) -> String {

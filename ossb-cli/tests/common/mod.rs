@@ -43,6 +43,24 @@ impl Env {
         c
     }
 
+    /// An `ossb` command with the private store, no credential source (docker/podman auth
+    /// files, pod secret dirs) and no inherited registry settings.
+    pub fn without_credentials(&self) -> Command {
+        let none = self.path("no-such-dir");
+        let mut c = self.cmd();
+        c.env("DOCKER_CONFIG", &none)
+            .env("HOME", self.path("home"))
+            .env("XDG_RUNTIME_DIR", &none)
+            .env("XDG_CONFIG_HOME", &none)
+            .env("OSSB_REGISTRY_SECRET_DIR", &none)
+            .env("OSSB_REGISTRY_AUTH_DIR", &none)
+            .env_remove("REGISTRY_AUTH_FILE")
+            .env_remove("OSSB_REGISTRY_CONFIG")
+            .env_remove("OSSB_DEFAULT_REGISTRY")
+            .env_remove("OSSB_TLS_CA");
+        c
+    }
+
     /// Run ossb with the private store.
     pub fn ossb(&self, args: &[&str]) -> Output {
         self.cmd().args(args).output().expect("ossb runs")
@@ -59,6 +77,15 @@ impl Env {
         );
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
+}
+
+/// A command's stdout and stderr, for assertion messages and searches.
+pub fn output_text(out: &Output) -> String {
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 /// Whether a tool is installed (a missing one fails the test under CI, see ossb-testkit).
