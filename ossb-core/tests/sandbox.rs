@@ -13,7 +13,7 @@ use std::os::unix::fs::{MetadataExt, symlink};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-type R = Result<(), String>;
+type R = ossb_testkit::checks::CheckResult;
 type Check = fn(&T) -> R;
 
 const APPLETS: &[&str] = &[
@@ -80,37 +80,14 @@ fn main() {
         ("doctor", doctor),
         ("per-step overhead", overhead),
     ];
-    let (mut passed, mut failed) = (0, 0);
-    for (name, f) in checks {
-        if filter.as_deref().is_some_and(|p| !name.contains(p)) {
-            continue;
-        }
-        let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&t)))
-            .unwrap_or_else(|_| Err("panicked".into()));
-        match res {
-            Ok(()) => {
-                passed += 1;
-                println!("ok   {name}");
-            }
-            Err(e) => {
-                failed += 1;
-                println!("FAIL {name}: {e}");
-            }
-        }
-    }
-    let leftovers: Vec<_> = std::fs::read_dir(base.path().join("steps"))
-        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
-        .unwrap_or_default();
-    if leftovers.is_empty() {
-        passed += 1;
-        println!("ok   no step temp dir left");
-    } else {
-        failed += 1;
-        println!("FAIL step temp dirs left: {leftovers:?}");
-    }
-    println!("{passed} passed, {failed} failed");
+    let ok = ossb_testkit::checks::run_checks(
+        &checks,
+        &t,
+        filter.as_deref(),
+        &base.path().join("steps"),
+    );
     drop(base);
-    std::process::exit(if failed == 0 { 0 } else { 1 });
+    std::process::exit(if ok { 0 } else { 1 });
 }
 
 struct T {

@@ -10,6 +10,7 @@
 //! * [`podsim`]: runs a command as a container runtime runs a pod (masked `/proc`, dropped
 //!   capabilities, `no_new_privs`, the default seccomp profile), root only.
 
+pub mod checks;
 mod conformance;
 mod jwt;
 mod openssl;
